@@ -1,0 +1,51 @@
+# plantlake: `make demo` and `make test` do all their own set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PLANTLAKE := $(VENV)/bin/plantlake
+UV_VERSION := 0.13.8
+PYTEST_ARGS ?=
+
+.PHONY: setup install up down status demo test test-unit test-spark test-integration lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --python $(PY) -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+install: setup
+	$(PLANTLAKE) install
+
+up: setup
+	$(PLANTLAKE) up
+
+down: setup
+	$(PLANTLAKE) down
+
+status: setup
+	$(PLANTLAKE) status
+
+demo: up
+	$(PLANTLAKE) demo
+
+# Every tier: unit, Spark and integration (against the services `plantlake up` starts).
+test: up
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -m "not spark and not integration" $(PYTEST_ARGS)
+
+test-spark: up
+	$(PY) -m pytest -m spark $(PYTEST_ARGS)
+
+test-integration: up
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

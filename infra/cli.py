@@ -1,0 +1,174 @@
+"""The `plantlake` command: one subcommand group per layer; each command parses, loads, calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from plantlake.errors import PlantlakeError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+spark_app = typer.Typer(no_args_is_help=True, help="Spark: jars and cluster submission.")
+pipeline_app = typer.Typer(no_args_is_help=True, help="Medallion pipelines (bronze, ...).")
+app.add_typer(spark_app, name="spark")
+app.add_typer(pipeline_app, name="pipeline")
+
+console = Console()
+_state: dict = {"config": None, "verbose": False}
+
+Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
+
+
+def _settings(with_secrets: bool = False):
+    from plantlake.config import ensure_local_secrets, load_settings
+
+    settings = load_settings(_state["config"])
+    return ensure_local_secrets(settings, _state["config"]) if with_secrets else settings
+
+
+@app.callback()
+def _root(
+    config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False,
+) -> None:
+    """plantlake: an Industrial-IoT lakehouse on Kafka, Spark and Delta Lake."""
+    _state.update(config=config, verbose=verbose)
+
+
+@app.command()
+def install(services: Services = None) -> None:
+    """Install what the local stack needs (jars, MinIO, Mosquitto) without starting it."""
+    from plantlake.services import stack
+
+    settings = _settings(with_secrets=True)
+    stack.install(settings, stack.services(settings, services or ()), console)
+
+
+@app.command()
+def up(services: Services = None) -> None:
+    """Install what is missing and start the local stack (idempotent)."""
+    from plantlake.services import stack
+
+    settings = _settings(with_secrets=True)
+    healths = stack.up(settings, services or (), console)
+    stack.render_status(healths, console)
+    if not all(h.up for h in healths):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(services: Services = None) -> None:
+    """Stop the local stack (data is kept)."""
+    from plantlake.services import stack
+
+    stack.down(_settings(), services or (), console)
+
+
+@app.command()
+def status(
+    services: Services = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Health and endpoint of each service; exits 1 if any is down."""
+    from plantlake.services import stack
+
+    healths = stack.status(_settings(), services or ())
+    if as_json:
+        print(json.dumps({"healthy": all(h.up for h in healths),
+                          "services": [h.as_dict() for h in healths]}, indent=2))  # fmt: skip
+    else:
+        stack.render_status(healths, console)
+    if not all(h.up for h in healths):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(count: Annotated[int, typer.Option(min=1, help="Readings to publish.")] = 12) -> None:
+    """Publish readings to Kafka, land them in bronze on the lake, and print what landed."""
+    from plantlake.demo import run_demo
+    from plantlake.services import stack
+
+    settings = _settings()
+    needed = ("minio", "kafka")
+    down_now = [h for h in stack.status(settings, needed) if not h.up]
+    if down_now:
+        raise PlantlakeError(
+            f"The demo needs {', '.join(h.name for h in down_now)}, which "
+            f"{'is' if len(down_now) == 1 else 'are'} down.",
+            hint="Run `plantlake up` first (or `make demo`, which does).",
+        )
+    raise typer.Exit(run_demo(settings, console, count=count))
+
+
+@spark_app.command("jars")
+def spark_jars_cmd() -> None:
+    """Print the extra jars, comma-separated, for `spark-submit --jars`."""
+    from plantlake.jars import spark_jars
+
+    print(",".join(str(j) for j in spark_jars(_settings())))
+
+
+@spark_app.command(
+    "submit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def spark_submit(
+    ctx: typer.Context,
+    script: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Job file.")],
+    master: Annotated[str | None, typer.Option(help="Default: the local standalone master.")] = None,
+) -> None:
+    """spark-submit a job to the cluster with plantlake's jars; extra args go to the job."""
+    from plantlake.jars import spark_jars
+    from plantlake.services.spark_cluster import spark_env, spark_home
+    from plantlake.spark import submit_args
+
+    settings = _settings()
+    argv = [
+        str(spark_home() / "bin" / "spark-submit"),
+        *submit_args(settings, spark_jars(settings), master=master or settings.spark.cluster_url),
+        str(script), *ctx.args,
+    ]  # fmt: skip
+    console.print(f"[dim]{' '.join(argv[:3])} ... {script}[/]")
+    sys.stdout.flush()
+    os.execve(argv[0], argv, {**os.environ, **spark_env(settings)})
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    layer: Annotated[str, typer.Argument(help="bronze")],
+    once: Annotated[bool, typer.Option("--once", help="Process what is available, then stop.")] = False,
+) -> None:
+    """Run a pipeline layer, continuously or once (availableNow)."""
+    from plantlake.pipelines.jobs import run_layer
+
+    run_layer(_settings(), layer, once=once, console=console)
+
+
+def main() -> None:
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PlantlakeError as exc:
+        if _state["verbose"]:
+            traceback.print_exc()
+        err = Console(stderr=True)
+        err.print(f"[bold red]error[/] {escape(f'[{exc.code}]: {exc}')}", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+        if not _state["verbose"]:
+            err.print("[dim](--verbose shows the traceback)[/]")
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,263 @@
+"""The one configuration model of plantlake: endpoints, credentials, lake paths and local-stack options.
+
+Values come from, highest first: keyword arguments, `PLANTLAKE_*` environment variables (nested
+with `__`, e.g. `PLANTLAKE_KAFKA__BOOTSTRAP_SERVERS`), the local secrets file that `plantlake up`
+generates (`$PLANTLAKE_HOME/secrets.env`), a TOML config file (`--config`, `$PLANTLAKE_CONFIG` or
+`./plantlake.toml`), then the defaults below, which describe the local loopback stack.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import secrets as _secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from plantlake.errors import ConfigError
+
+ENV_PREFIX = "PLANTLAKE_"
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config", default=None)
+
+
+def default_home() -> Path:
+    """State of the local stack: service data, logs, pid files, generated secrets."""
+    return Path(os.environ.get("PLANTLAKE_HOME", Path.home() / ".local/share/plantlake"))
+
+
+def default_cache() -> Path:
+    """Downloads and builds kept between clones: Maven repository, jars, the MinIO binary."""
+    return Path(os.environ.get("PLANTLAKE_CACHE", Path.home() / ".cache/plantlake"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "plantlake"
+    managed: bool = Field(True, description="Run a local broker with `plantlake up`.")
+    controller_port: int = 9093
+    heap: str = "768m"
+
+
+class S3Settings(_Section):
+    endpoint: str = "http://127.0.0.1:9000"
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: SecretStr = SecretStr("")
+    managed: bool = Field(True, description="Run a local MinIO with `plantlake up`.")
+    console_port: int = 9001
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        url = urlparse(self.endpoint)
+        return url.hostname or "127.0.0.1", url.port or (443 if url.scheme == "https" else 80)
+
+    @property
+    def secure(self) -> bool:
+        return urlparse(self.endpoint).scheme == "https"
+
+
+class EdgeNode(_Section):
+    """A Sparkplug B edge node allowed to publish under spBv1.0/<group_id>/.../<edge_node_id>."""
+
+    group_id: str
+    edge_node_id: str
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    managed: bool = True
+    host_app_id: str = "plantlake-host"
+    host_username: str = "plantlake-host"
+    host_password: SecretStr = SecretStr("")
+    edge_nodes: tuple[EdgeNode, ...] = (
+        EdgeNode(group_id="plant1", edge_node_id="line1-gateway"),
+        EdgeNode(group_id="plant1", edge_node_id="line2-gateway"),
+    )
+    # Edge nodes log in with their edge_node_id as user name and this password.
+    edge_passwords: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class MlflowSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 5000
+    managed: bool = True
+    artifact_bucket: str = "mlflow"
+    tracking_uri: str = ""
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or f"http://{self.host}:{self.port}"
+
+
+class SparkSettings(_Section):
+    master: str = Field("local[2]", description="Master for jobs started outside spark-submit.")
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+    managed: bool = Field(True, description="Run a local standalone master and worker.")
+    cluster_host: str = "127.0.0.1"
+    cluster_port: int = 7077
+    master_webui_port: int = 8080
+    worker_webui_port: int = 8081
+    worker_cores: int = 2
+    worker_memory: str = "3g"
+
+    @property
+    def cluster_url(self) -> str:
+        return f"spark://{self.cluster_host}:{self.cluster_port}"
+
+
+class LakeSettings(_Section):
+    root: str = Field("s3a://plantlake", description="s3a://bucket[/prefix] or file:///path.")
+    checkpoint_root: str = "s3a://plantlake/_checkpoints"
+
+    @field_validator("root", "checkpoint_root")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in ("s3a", "file"):
+            raise ValueError(f"{value!r}: use an s3a:// or file:// URI")
+        return value.rstrip("/")
+
+    def table_path(self, layer: str, table: str) -> str:
+        return f"{self.root}/{layer}/{table}"
+
+    def checkpoint_path(self, job: str) -> str:
+        return f"{self.checkpoint_root}/{job}"
+
+    def buckets(self) -> set[str]:
+        """S3 buckets the lake needs."""
+        return {
+            urlparse(uri).netloc
+            for uri in (self.root, self.checkpoint_root)
+            if urlparse(uri).scheme == "s3a"
+        }
+
+
+class Settings(BaseSettings):
+    """Everything plantlake needs to know about where things are."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    home: Path = Field(default_factory=default_home)
+    cache: Path = Field(default_factory=default_cache)
+    kafka: KafkaSettings = KafkaSettings()
+    s3: S3Settings = S3Settings()
+    mqtt: MqttSettings = MqttSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    spark: SparkSettings = SparkSettings()
+    lake: LakeSettings = LakeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def secrets_file(self) -> Path:
+        return secrets_file(self.home)
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+
+def secrets_file(home: Path) -> Path:
+    return home / "secrets.env"
+
+
+def find_config_file(explicit: Path | None = None) -> Path | None:
+    """The TOML file to read: the one named, else $PLANTLAKE_CONFIG, else ./plantlake.toml."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"Config file {explicit} does not exist.")
+        return explicit
+    from_env = os.environ.get("PLANTLAKE_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"PLANTLAKE_CONFIG names {path}, which does not exist.")
+        return path
+    local = Path("plantlake.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides) -> Settings:
+    """Load settings; a validation error becomes a ConfigError naming where the value came from."""
+    path = find_config_file(config_file)
+    token = _config_file.set(path)
+    try:
+        env_file = secrets_file(Path(overrides.get("home") or default_home()))
+        return Settings(_env_file=env_file if env_file.is_file() else None, **overrides)
+    except ValidationError as exc:
+        where = f"{path} or " if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"Invalid plantlake settings ({where}PLANTLAKE_* environment): {problems}."
+        ) from exc
+    finally:
+        _config_file.reset(token)
+
+
+def generate_local_secrets(settings: Settings) -> dict[str, str]:
+    """Fresh random credentials for the local stack, as `PLANTLAKE_*` variables.
+
+    Only values not already configured are generated, so a user's own credentials win.
+    """
+    values: dict[str, str] = {}
+    if not settings.s3.access_key:
+        values["PLANTLAKE_S3__ACCESS_KEY"] = "plantlake-" + _secrets.token_hex(4)
+    if not settings.s3.secret_key.get_secret_value():
+        values["PLANTLAKE_S3__SECRET_KEY"] = _secrets.token_urlsafe(24)
+    if not settings.mqtt.host_password.get_secret_value():
+        values["PLANTLAKE_MQTT__HOST_PASSWORD"] = _secrets.token_urlsafe(18)
+    missing = [n.edge_node_id for n in settings.mqtt.edge_nodes
+               if n.edge_node_id not in settings.mqtt.edge_passwords]
+    if missing:
+        passwords = {k: v.get_secret_value() for k, v in settings.mqtt.edge_passwords.items()}
+        passwords.update({node: _secrets.token_urlsafe(18) for node in missing})
+        values["PLANTLAKE_MQTT__EDGE_PASSWORDS"] = json.dumps(passwords)
+    return values
+
+
+def ensure_local_secrets(settings: Settings, config_file: Path | None = None) -> Settings:
+    """Write generated credentials to the secrets file (mode 0600) and reload settings."""
+    values = generate_local_secrets(settings)
+    if not values:
+        return settings
+    path = settings.secrets_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = path.read_text() if path.exists() else ""
+    lines = [line for line in existing.splitlines() if line.split("=", 1)[0] not in values]
+    lines += [f"{key}='{value}'" for key, value in values.items()]
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
+    return load_settings(config_file, home=settings.home)

@@ -1,0 +1,1 @@
+"""The local loopback stack: install, start, probe and stop each real service plantlake needs."""

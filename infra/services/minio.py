@@ -1,0 +1,100 @@
+"""MinIO, the S3 store under the lake and MLflow's artifacts, built from source with `go install`."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+
+from plantlake.errors import InstallError
+from plantlake.services.base import Service
+from plantlake.services.process import Launch, Report, run_logged
+from plantlake.versions import versions
+
+MODULE = "github.com/minio/minio"
+
+
+class MinioService(Service):
+    name = "minio"
+    port_setting = "PLANTLAKE_S3__ENDPOINT"
+    start_timeout = 60.0
+
+    @property
+    def managed(self) -> bool:
+        return self.settings.s3.managed
+
+    def endpoint(self) -> str:
+        return self.settings.s3.endpoint
+
+    def ports(self) -> list[tuple[str, int]]:
+        host, port = self.settings.s3.host_port
+        return [(host, port), (host, self.settings.s3.console_port)]
+
+    @property
+    def binary(self):
+        return self.settings.cache / "bin" / f"minio-{versions().minio}" / "minio"
+
+    def install(self, report: Report) -> None:
+        if self.binary.exists():
+            return
+        if shutil.which("go") is None:
+            raise InstallError(
+                "Go is needed to build MinIO (`go install`), and `go` is not on PATH.",
+                hint="Install Go 1.24 or newer, or run your own S3 and set "
+                "PLANTLAKE_S3__MANAGED=false with PLANTLAKE_S3__ENDPOINT.",
+            )
+        report(f"building MinIO {versions().minio} with go install (first time: several minutes)")
+        run_logged(
+            ["go", "install", f"{MODULE}@{versions().minio}"],
+            env={"GOBIN": str(self.binary.parent), "CGO_ENABLED": "0"},
+            log=self.settings.logs / "install-minio.log",
+            what="Building MinIO",
+            hint="Check that the Go module proxy is reachable, then run `plantlake up` again.",
+            report=report,
+        )
+
+    def launch(self) -> Launch:
+        s3 = self.settings.s3
+        host, port = s3.host_port
+        return self._launch(
+            [
+                str(self.binary), "server", str(self.data_dir / "storage"),
+                "--address", f"{host}:{port}",
+                "--console-address", f"{host}:{s3.console_port}",
+            ],  # fmt: skip
+            env={
+                "MINIO_ROOT_USER": s3.access_key,
+                "MINIO_ROOT_PASSWORD": s3.secret_key.get_secret_value(),
+                "MINIO_UPDATE": "off",
+            },
+        )
+
+    def prepare(self, report: Report) -> None:
+        (self.data_dir / "storage").mkdir(parents=True, exist_ok=True)
+
+    def probe(self) -> str:
+        url = f"{self.settings.s3.endpoint}/minio/health/live"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            if response.status != 200:
+                raise RuntimeError(f"health check answered {response.status}")
+        return "live"
+
+    def configure(self, report: Report) -> None:
+        client = s3_client(self.settings)
+        for bucket in sorted(self.settings.lake.buckets() | {self.settings.mlflow.artifact_bucket}):
+            if not client.bucket_exists(bucket):
+                client.make_bucket(bucket)
+                report(f"created bucket {bucket}")
+
+
+def s3_client(settings):
+    """A MinIO SDK client for the configured S3 endpoint."""
+    from minio import Minio
+
+    host, port = settings.s3.host_port
+    return Minio(
+        f"{host}:{port}",
+        access_key=settings.s3.access_key,
+        secret_key=settings.s3.secret_key.get_secret_value(),
+        secure=settings.s3.secure,
+        region=settings.s3.region,
+    )

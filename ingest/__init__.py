@@ -1,0 +1,1 @@
+"""plantlake.ingest: edge processes that read plant protocols and produce canonical records to Kafka."""

@@ -1,0 +1,1 @@
+"""plantlake.pipelines: the medallion layers on Spark Structured Streaming and Delta Lake."""

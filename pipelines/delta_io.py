@@ -1,0 +1,61 @@
+"""Adapters between jobs and storage: Kafka streams in, Delta tables out, exactly once."""
+
+from __future__ import annotations
+
+import uuid
+
+from pyspark.sql import DataFrame, SparkSession
+
+from plantlake.config import Settings
+
+
+def read_kafka_stream(spark: SparkSession, settings: Settings, topic: str, *, max_per_trigger: int):
+    """A streaming DataFrame over one Kafka topic, from its earliest retained offset."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", max_per_trigger)
+        .load()
+    )
+
+
+def writer_id(spark: SparkSession, checkpoint: str) -> str:
+    """A stable id for the writer behind one checkpoint, kept in the checkpoint folder.
+
+    Delta skips a (txnAppId, txnVersion) it has already committed. Batch ids restart at 0 when a
+    checkpoint is reset, so the app id must change with the checkpoint, or new data would be
+    skipped as "already written".
+    """
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/plantlake_writer_id")
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        stream = fs.open(path)
+        try:
+            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8").strip()
+        finally:
+            stream.close()
+    new_id = str(uuid.uuid4())
+    out = fs.create(path, False)
+    try:
+        out.write(bytearray(new_id.encode()))
+    finally:
+        out.close()
+    return new_id
+
+
+def append_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+    """Append a micro-batch to a Delta table so that a retried batch is not written twice."""
+    (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .save(path)
+    )
+
+
+def read_delta(spark: SparkSession, path: str) -> DataFrame:
+    return spark.read.format("delta").load(path)

@@ -1,0 +1,1 @@
+"""Shared fixtures: every test gets an isolated PLANTLAKE_HOME unless it asks for the real stack."""

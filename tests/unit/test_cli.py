@@ -1,0 +1,46 @@
+import json
+import os
+import subprocess
+import sys
+
+
+def _plantlake(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-c", "from plantlake.cli import main; main()", *args],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120,
+    )  # fmt: skip
+
+
+def test_help_does_not_start_a_jvm_or_import_spark():
+    code = "import sys; from plantlake.cli import app; assert 'pyspark' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert "up" in _plantlake("--help").stdout
+
+
+def test_bad_setting_prints_one_error_paragraph(tmp_path):
+    result = _plantlake("status", env={"PLANTLAKE_HOME": str(tmp_path),
+                                       "PLANTLAKE_LAKE__ROOT": "hdfs://nn/x"})  # fmt: skip
+    assert result.returncode == 1
+    assert "error [config]" in result.stderr
+    assert "lake.root" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_json_reports_down_services_and_exit_code(tmp_path):
+    # Ports nobody listens on: every service must read as down, with a reason.
+    env = {
+        "PLANTLAKE_HOME": str(tmp_path),
+        "PLANTLAKE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "PLANTLAKE_S3__ENDPOINT": "http://127.0.0.1:2",
+        "PLANTLAKE_MQTT__PORT": "3",
+        "PLANTLAKE_MLFLOW__PORT": "4",
+        "PLANTLAKE_SPARK__MASTER_WEBUI_PORT": "5",
+    }
+    result = _plantlake("status", "--json", env=env)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False
+    assert {s["name"] for s in report["services"]} == {
+        "minio", "kafka", "mosquitto", "mlflow", "spark-master", "spark-worker"
+    }
+    assert all(s["status"] == "down" and s["detail"] for s in report["services"])

@@ -1,0 +1,91 @@
+import stat
+
+import pytest
+
+from plantlake.config import LakeSettings, ensure_local_secrets, generate_local_secrets, load_settings
+from plantlake.errors import ConfigError
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANTLAKE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PLANTLAKE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for key in list(__import__("os").environ):
+        if key.startswith("PLANTLAKE_") and key != "PLANTLAKE_HOME":
+            monkeypatch.delenv(key)
+    return tmp_path / "home"
+
+
+def test_defaults_describe_the_local_stack(home):
+    settings = load_settings()
+    assert settings.home == home
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.lake.root == "s3a://plantlake"
+    assert settings.lake.table_path("bronze", "telemetry") == "s3a://plantlake/bronze/telemetry"
+    assert settings.s3.host_port == ("127.0.0.1", 9000)
+
+
+def test_environment_overrides_nested_values(home, monkeypatch):
+    monkeypatch.setenv("PLANTLAKE_KAFKA__BOOTSTRAP_SERVERS", "broker:19092")
+    monkeypatch.setenv("PLANTLAKE_LAKE__ROOT", "file:///tmp/lake/")
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "broker:19092"
+    assert settings.lake.root == "file:///tmp/lake"
+
+
+def test_toml_file_is_read_and_env_wins_over_it(home, tmp_path, monkeypatch):
+    config = tmp_path / "site.toml"
+    config.write_text('[kafka]\nbootstrap_servers = "file-broker:9092"\ntopic_prefix = "site"\n')
+    monkeypatch.setenv("PLANTLAKE_KAFKA__TOPIC_PREFIX", "env")
+    settings = load_settings(config)
+    assert settings.kafka.bootstrap_servers == "file-broker:9092"
+    assert settings.kafka.topic_prefix == "env"
+
+
+def test_unknown_key_is_a_config_error_naming_the_file(home, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[kafka]\nbootstrap = 'oops'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.code == "config"
+    assert str(config) in str(info.value)
+    assert "kafka.bootstrap" in str(info.value)
+
+
+def test_missing_config_file_is_reported(home, tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_lake_root_must_be_s3a_or_file():
+    with pytest.raises(ValueError, match="s3a:// or file://"):
+        LakeSettings(root="hdfs://nn/lake")
+    assert LakeSettings(root="s3a://a/x", checkpoint_root="file:///c").buckets() == {"a"}
+
+
+def test_settings_are_frozen(home):
+    settings = load_settings()
+    with pytest.raises(Exception):
+        settings.kafka.bootstrap_servers = "x"  # type: ignore[misc]
+
+
+def test_local_secrets_are_generated_once_and_private(home):
+    settings = ensure_local_secrets(load_settings())
+    assert settings.s3.access_key.startswith("plantlake-")
+    assert len(settings.s3.secret_key.get_secret_value()) >= 24
+    assert set(settings.mqtt.edge_passwords) == {n.edge_node_id for n in settings.mqtt.edge_nodes}
+    mode = stat.S_IMODE(settings.secrets_file.stat().st_mode)
+    assert mode == 0o600
+    again = ensure_local_secrets(load_settings())
+    assert again.s3.secret_key == settings.s3.secret_key
+    assert generate_local_secrets(again) == {}
+
+
+def test_user_credentials_are_not_replaced(home, monkeypatch):
+    monkeypatch.setenv("PLANTLAKE_S3__ACCESS_KEY", "mine")
+    monkeypatch.setenv("PLANTLAKE_S3__SECRET_KEY", "my-secret-key")
+    values = generate_local_secrets(load_settings())
+    assert "PLANTLAKE_S3__ACCESS_KEY" not in values
+    assert "PLANTLAKE_S3__SECRET_KEY" not in values
+    assert "PLANTLAKE_MQTT__HOST_PASSWORD" in values

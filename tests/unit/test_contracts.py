@@ -1,0 +1,35 @@
+from plantlake.contracts import TABLES, record_errors
+from plantlake.demo import demo_readings
+
+
+def _good() -> dict:
+    return next(demo_readings("t", count=1, start_ms=1_700_000_000_000))
+
+
+def test_demo_readings_are_canonical():
+    assert all(record_errors(r) == [] for r in demo_readings("t", count=20, start_ms=0))
+
+
+def test_missing_wrong_type_and_unknown_fields_are_named():
+    record = _good() | {"asset": None, "value": "12.5", "colour": "red"}
+    errors = record_errors(record)
+    assert "asset is missing" in errors
+    assert "value should be double, got str" in errors
+    assert "unknown field 'colour'" in errors
+
+
+def test_quality_and_schema_version_are_checked():
+    assert record_errors(_good() | {"quality": "OK"}) == [
+        "quality 'OK' is not one of ('Good', 'Uncertain', 'Bad')"
+    ]
+    assert record_errors(_good() | {"schema_version": 2}) == ["schema_version 2 is not 1"]
+
+
+def test_nan_is_allowed_but_infinity_is_not():
+    assert record_errors(_good() | {"value": float("nan")}) == []
+    assert record_errors(_good() | {"value": float("inf")}) == ["value is infinite"]
+
+
+def test_every_table_states_key_writer_and_comment():
+    for table in TABLES:
+        assert table.key and table.writer and table.comment
