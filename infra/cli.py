@@ -22,7 +22,8 @@ pipeline_app = typer.Typer(no_args_is_help=True, help="Medallion pipelines (bron
 app.add_typer(spark_app, name="spark")
 app.add_typer(pipeline_app, name="pipeline")
 
-console = Console()
+# Logs and CI are read wider than a terminal's default 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 _state: dict = {"config": None, "verbose": False}
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -123,17 +124,20 @@ def spark_jars_cmd() -> None:
 def spark_submit(
     ctx: typer.Context,
     script: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Job file.")],
-    master: Annotated[str | None, typer.Option(help="Default: the local standalone master.")] = None,
+    master: Annotated[
+        str | None, typer.Option(help="Default: the local standalone master.")
+    ] = None,
 ) -> None:
     """spark-submit a job to the cluster with plantlake's jars; extra args go to the job."""
-    from plantlake.jars import spark_jars
+    from plantlake.jars import installed_spark_jar_dir
     from plantlake.services.spark_cluster import spark_env, spark_home
     from plantlake.spark import submit_args
 
     settings = _settings()
+    jar_dir = installed_spark_jar_dir(settings)
     argv = [
         str(spark_home() / "bin" / "spark-submit"),
-        *submit_args(settings, spark_jars(settings), master=master or settings.spark.cluster_url),
+        *submit_args(settings, jar_dir, master=master or settings.spark.cluster_url),
         str(script), *ctx.args,
     ]  # fmt: skip
     console.print(f"[dim]{' '.join(argv[:3])} ... {script}[/]")
@@ -144,7 +148,9 @@ def spark_submit(
 @pipeline_app.command("run")
 def pipeline_run(
     layer: Annotated[str, typer.Argument(help="bronze")],
-    once: Annotated[bool, typer.Option("--once", help="Process what is available, then stop.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Process what is available, then stop.")
+    ] = False,
 ) -> None:
     """Run a pipeline layer, continuously or once (availableNow)."""
     from plantlake.pipelines.jobs import run_layer

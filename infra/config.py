@@ -48,7 +48,7 @@ class KafkaSettings(_Section):
     topic_prefix: str = "plantlake"
     managed: bool = Field(True, description="Run a local broker with `plantlake up`.")
     controller_port: int = 9093
-    heap: str = "768m"
+    heap: str = "512m"
 
 
 class S3Settings(_Section):
@@ -238,8 +238,11 @@ def generate_local_secrets(settings: Settings) -> dict[str, str]:
         values["PLANTLAKE_S3__SECRET_KEY"] = _secrets.token_urlsafe(24)
     if not settings.mqtt.host_password.get_secret_value():
         values["PLANTLAKE_MQTT__HOST_PASSWORD"] = _secrets.token_urlsafe(18)
-    missing = [n.edge_node_id for n in settings.mqtt.edge_nodes
-               if n.edge_node_id not in settings.mqtt.edge_passwords]
+    missing = [
+        n.edge_node_id
+        for n in settings.mqtt.edge_nodes
+        if n.edge_node_id not in settings.mqtt.edge_passwords
+    ]
     if missing:
         passwords = {k: v.get_secret_value() for k, v in settings.mqtt.edge_passwords.items()}
         passwords.update({node: _secrets.token_urlsafe(18) for node in missing})

@@ -51,7 +51,9 @@ def run_demo(settings: Settings, console: Console, *, count: int = 12) -> int:
     run_id = uuid.uuid4().hex[:8]
     telemetry_topic = topic("telemetry").name(settings.kafka.topic_prefix)
     start_ms = int(time.time() * 1000) - count * 1000
-    sent = produce(settings.kafka, telemetry_topic, demo_readings(run_id, count=count, start_ms=start_ms))
+    sent = produce(
+        settings.kafka, telemetry_topic, demo_readings(run_id, count=count, start_ms=start_ms)
+    )
     produce_raw(settings.kafka, telemetry_topic, b"plant1/line1/press-01",
                 f'{{"asset": "plant1/line1/press-01", "demo_run": "{run_id}", "value": "oops"'.encode())  # fmt: skip
     console.print(f"published {sent} readings and 1 malformed record to [bold]{telemetry_topic}[/] "
@@ -73,7 +75,16 @@ def run_demo(settings: Settings, console: Console, *, count: int = 12) -> int:
         .collect()
     )  # fmt: skip
     table = Table(title=f"bronze.telemetry at {path} (demo run {run_id})")
-    for name in ("asset", "sensor", "value", "unit", "quality", "event_time", "partition", "offset"):
+    for name in (
+        "asset",
+        "sensor",
+        "value",
+        "unit",
+        "quality",
+        "event_time",
+        "partition",
+        "offset",
+    ):
         table.add_column(name)
     for row in landed:
         table.add_row(*(str(v) for v in row))
@@ -88,7 +99,9 @@ def run_demo(settings: Settings, console: Console, *, count: int = 12) -> int:
         console.print(f"bronze.dead_letter holds the malformed record: [yellow]{row.reason}[/]")
     spark.stop()
     if len(landed) != sent or len(dead) != 1:
-        console.print(f"[red]expected {sent} rows and 1 dead letter, found {len(landed)} and {len(dead)}[/]")
+        console.print(
+            f"[red]expected {sent} rows and 1 dead letter, found {len(landed)} and {len(dead)}[/]"
+        )
         return 1
     console.print(f"[green]{len(landed)} of {sent} readings landed in bronze on the lake.[/]")
     return 0

@@ -22,7 +22,8 @@ class PlantlakeError(Exception):
             parts.append(self.hint)
         if self.log:
             parts.append(f"Log: {self.log}")
-        return " ".join(parts)
+        # Quoted log lines make the message multi-line; keep the advice visibly apart from them.
+        return ("\n" if "\n" in self.message else " ").join(parts)
 
 
 class ConfigError(PlantlakeError):

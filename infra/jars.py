@@ -18,20 +18,14 @@ COMPLETE = ".complete"
 def spark_properties(v: Versions) -> dict[str, str]:
     return {
         "spark.version": v.spark,
-        "scala.binary": v.scala_binary,
         "delta.version": v.delta,
         "hadoop.version": v.hadoop,
         "awssdk.version": v.awssdk,
-        "dependency.plugin.version": v.maven_dependency_plugin,
     }
 
 
 def kafka_properties(v: Versions) -> dict[str, str]:
-    return {
-        "kafka.version": v.kafka,
-        "scala.binary": v.scala_binary,
-        "dependency.plugin.version": v.maven_dependency_plugin,
-    }
+    return {"kafka.version": v.kafka, "log4j.version": v.kafka_log4j}
 
 
 def _jar_dir(settings: Settings, kind: str, properties: dict[str, str]) -> Path:
@@ -62,7 +56,8 @@ def resolve(
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     argv = [
-        "mvn", "-B", "-f", str(MAVEN_DIR / pom), "dependency:copy-dependencies",
+        # `package` runs the pom's enforcer (every property given) and then copy-dependencies.
+        "mvn", "-B", "-Dstyle.color=never", "-f", str(MAVEN_DIR / pom), "package",
         f"-Dmaven.repo.local={settings.cache / 'm2'}", f"-Doutput.dir={partial}",
         *(f"-D{k}={v}" for k, v in properties.items()),
     ]  # fmt: skip
@@ -74,7 +69,9 @@ def resolve(
         report=report,
     )
     if not any(partial.glob("*.jar")):
-        raise InstallError(f"Maven resolved no jars from {pom}.", log=settings.logs / "install-maven.log")
+        raise InstallError(
+            f"Maven resolved no jars from {pom}.", log=settings.logs / "install-maven.log"
+        )
     (partial / COMPLETE).touch()
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
@@ -101,12 +98,16 @@ def ensure_kafka_jars(settings: Settings, report: Report) -> Path:
     )
 
 
-def spark_jars(settings: Settings) -> list[Path]:
-    """The extra jars every Spark session of plantlake loads (Delta, Kafka source, S3A)."""
+def installed_spark_jar_dir(settings: Settings) -> Path:
+    """The folder of extra jars every plantlake Spark session loads (Delta, Kafka source, S3A)."""
     target = spark_jar_dir(settings)
     if not (target / COMPLETE).exists():
         raise InstallError(
             f"Spark's extra jars are not installed in {target}.",
             hint="Run `plantlake up` (or `plantlake install`) once; it resolves them with Maven.",
         )
-    return sorted(target.glob("*.jar"))
+    return target
+
+
+def spark_jars(settings: Settings) -> list[Path]:
+    return sorted(installed_spark_jar_dir(settings).glob("*.jar"))

@@ -9,11 +9,14 @@ from pathlib import Path
 from plantlake.config import Settings
 
 
-def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
-    """The Spark configuration for plantlake, as plain key/values (no JVM needed to build it)."""
+def spark_conf(settings: Settings, jar_dir: Path | None) -> dict[str, str]:
+    """The Spark configuration for plantlake, as plain key/values (no JVM needed to build it).
+
+    The extra jars go on the class path rather than in `spark.jars`: `spark.jars` copies all of
+    them (700 MB, mostly the AWS SDK bundle) into a temp folder at every session start.
+    """
     s3 = settings.s3
     conf = {
-        "spark.jars": ",".join(str(j) for j in jars),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
@@ -27,31 +30,47 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(s3.secure).lower(),
         "spark.hadoop.fs.s3a.access.key": s3.access_key,
         "spark.hadoop.fs.s3a.secret.key": s3.secret_key.get_secret_value(),
-        "spark.hadoop.fs.s3a.aws.credentials.provider":
-            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         # Delta's per-commit statistics collection is costly for small streaming commits.
         "spark.databricks.delta.commitStats.collect": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        "spark.driver.host": settings.spark.cluster_host,
+        "spark.driver.bindAddress": settings.spark.cluster_host,
     }
+    if jar_dir is not None:
+        conf["spark.driver.extraClassPath"] = f"{jar_dir}/*"
+        conf["spark.executor.extraClassPath"] = f"{jar_dir}/*"
     return conf
 
 
-def submit_args(settings: Settings, jars: list[Path], *, master: str) -> list[str]:
-    """spark-submit options for a plantlake job: the master and the jars the JVM needs at launch.
+def is_loopback_master(master: str) -> bool:
+    """Whether executors run on this machine, so they can read the jars from the local cache."""
+    return master.startswith("local") or any(
+        master.startswith(f"spark://{host}") for host in ("127.", "localhost")
+    )
 
-    Everything else (S3A, Delta, credentials) the job's own `get_spark()` sets when it creates the
-    session, so no secret appears on a command line.
+
+def submit_args(settings: Settings, jar_dir: Path, *, master: str) -> list[str]:
+    """spark-submit options for a plantlake job: the master and the jars the JVMs need at launch.
+
+    On a loopback cluster the jars are put on the class path from the cache; a remote cluster
+    gets them shipped with --jars. Everything else (S3A, Delta, credentials) the job's own
+    `get_spark()` sets when it creates the session, so no secret appears on a command line.
     """
-    return [
-        "--master", master,
-        "--jars", ",".join(str(j) for j in jars),
-        "--conf", f"spark.pyspark.python={sys.executable}",
-    ]  # fmt: skip
+    args = ["--master", master, "--conf", f"spark.pyspark.python={sys.executable}"]
+    if is_loopback_master(master):
+        return args + [
+            "--driver-class-path", f"{jar_dir}/*",
+            "--conf", f"spark.executor.extraClassPath={jar_dir}/*",
+        ]  # fmt: skip
+    return args + ["--jars", ",".join(str(j) for j in sorted(jar_dir.glob("*.jar")))]
 
 
-def get_spark(settings: Settings | None = None, *, app_name: str = "plantlake", master: str | None = None):
+def get_spark(
+    settings: Settings | None = None, *, app_name: str = "plantlake", master: str | None = None
+):
     """A SparkSession configured for plantlake.
 
     Under spark-submit the master and jars come from its command line and are left alone;
@@ -60,19 +79,19 @@ def get_spark(settings: Settings | None = None, *, app_name: str = "plantlake", 
     from pyspark.sql import SparkSession
 
     from plantlake.config import load_settings
-    from plantlake.jars import spark_jars
+    from plantlake.jars import installed_spark_jar_dir
     from plantlake.services.java import java_home
 
     settings = settings or load_settings()
     os.environ.setdefault("JAVA_HOME", str(java_home()))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # This machine's host name may resolve to a non-loopback address Spark would bind to.
+    os.environ.setdefault("SPARK_LOCAL_IP", settings.spark.cluster_host)
     # spark-submit starts the JVM first and hands the Python driver its gateway port.
     launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
-    conf = spark_conf(settings, [] if launched_by_submit else spark_jars(settings))
+    conf = spark_conf(settings, None if launched_by_submit else installed_spark_jar_dir(settings))
     builder = SparkSession.builder.appName(app_name)
-    if launched_by_submit:
-        conf.pop("spark.jars")
-    else:
+    if not launched_by_submit:
         builder = builder.master(master or settings.spark.master).config(
             "spark.driver.memory", settings.spark.driver_memory
         )

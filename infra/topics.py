@@ -48,7 +48,9 @@ TOPICS: tuple[Topic, ...] = (
     Topic("asset_state", STATE, "Latest state of each asset, keyed by asset."),
     Topic("alarms", EVENTS, "Alarms and model alerts, keyed by asset."),
     Topic("lifecycle", EVENTS, "Birth, death and stale events of edge nodes and devices."),
-    Topic("dead_letter", EVENTS, "Records that could not be decoded, with the reason and raw bytes."),
+    Topic(
+        "dead_letter", EVENTS, "Records that could not be decoded, with the reason and raw bytes."
+    ),
 )
 
 

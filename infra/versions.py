@@ -16,12 +16,11 @@ PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 @dataclass(frozen=True)
 class Versions:
     spark: str
-    scala_binary: str
     delta: str
     hadoop: str
     awssdk: str
     kafka: str
-    maven_dependency_plugin: str
+    kafka_log4j: str
     minio: str
 
 

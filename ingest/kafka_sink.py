@@ -19,10 +19,15 @@ def producer_config(kafka: KafkaSettings) -> dict:
         # A few ms of batching is what makes Python producers fast; never flush per message.
         "linger.ms": 5,
         "batch.num.messages": 10000,
+        # The Java clients' partitioner (librdkafka defaults to crc32), so an asset lands on the
+        # same partition whichever client, Python edge or Spark job, produced it.
+        "partitioner": "murmur2_random",
     }
 
 
-def produce(kafka: KafkaSettings, topic: str, records: Iterable[Mapping], *, timeout: float = 30.0) -> int:
+def produce(
+    kafka: KafkaSettings, topic: str, records: Iterable[Mapping], *, timeout: float = 30.0
+) -> int:
     """Send records keyed by their `asset`; returns how many the broker acknowledged.
 
     Raises SinkError naming the topic if any record was not acknowledged within `timeout`.

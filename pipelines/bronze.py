@@ -23,18 +23,23 @@ LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 
 def _parse_error(rec: Column) -> Column:
     """Why a parsed record is not canonical, or null when it is."""
-    reasons = [F.when(~F.col("_json_ok"), F.lit("payload is not a JSON object"))]
-    reasons += [
+    reasons = [
         F.when(rec[c.name].isNull(), F.lit(f"{c.name} is missing or of the wrong type"))
         for c in TELEMETRY_RECORD
         if not c.nullable
     ]
-    reasons.append(F.when(~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad")))
+    reasons.append(
+        F.when(~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad"))
+    )
     reasons.append(
         F.when(rec["schema_version"] != RECORD_SCHEMA_VERSION, F.lit("unsupported schema_version"))
     )
     joined = F.concat_ws("; ", *reasons)
-    return F.when(joined == "", F.lit(None)).otherwise(joined)
+    return (
+        F.when(~F.col("_json_ok"), F.lit("payload is not a JSON object"))
+        .when(joined == "", F.lit(None))
+        .otherwise(joined)
+    )
 
 
 def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
@@ -51,7 +56,7 @@ def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
         F.col("timestamp").alias("kafka_timestamp"),
         F.col("value").alias("raw_value"),
         # from_json turns malformed text into nulls; a JSON object always has a type.
-        (F.get_json_object(text, "$") .isNotNull() & text.startswith("{")).alias("_json_ok"),
+        (F.get_json_object(text, "$").isNotNull() & text.startswith("{")).alias("_json_ok"),
         F.from_json(text, telemetry_record_schema(), {"mode": "PERMISSIVE"}).alias("rec"),
     )
     return parsed.withColumn("parse_error", _parse_error(F.col("rec"))).drop("_json_ok")
@@ -88,7 +93,9 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
         parsed = parse_telemetry(batch).persist()
         try:
             append_once(telemetry_rows(parsed), telemetry_path, app_id=app_id, batch_id=batch_id)
-            append_once(dead_letter_rows(parsed), dead_letter_path, app_id=app_id, batch_id=batch_id)
+            append_once(
+                dead_letter_rows(parsed), dead_letter_path, app_id=app_id, batch_id=batch_id
+            )
         finally:
             parsed.unpersist()
 
@@ -96,6 +103,10 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
         spark, settings, topic("telemetry").name(settings.kafka.topic_prefix),
         max_per_trigger=500_000,
     )  # fmt: skip
-    writer = source.writeStream.queryName("bronze_telemetry").option("checkpointLocation", checkpoint)
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime="5 seconds")
+    writer = source.writeStream.queryName("bronze_telemetry").option(
+        "checkpointLocation", checkpoint
+    )
+    writer = (
+        writer.trigger(availableNow=True) if once else writer.trigger(processingTime="5 seconds")
+    )
     return writer.foreachBatch(write_batch).start()

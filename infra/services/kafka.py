@@ -15,6 +15,7 @@ from plantlake.services.process import Launch, Report, run_logged
 from plantlake.topics import TOPICS
 
 _LOGGER = logging.getLogger("plantlake.kafka")
+LOG4J2 = Path(__file__).resolve().parent.parent / "kafka" / "log4j2.yaml"
 
 
 def server_properties(*, host: str, port: int, controller_port: int, log_dir: Path) -> str:
@@ -22,7 +23,8 @@ def server_properties(*, host: str, port: int, controller_port: int, log_dir: Pa
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        # Kafka 4's dynamic quorum; storage is formatted with --standalone to match.
+        "controller.quorum.bootstrap.servers": f"{host}:{controller_port}",
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -40,6 +42,10 @@ def server_properties(*, host: str, port: int, controller_port: int, log_dir: Pa
         "auto.create.topics.enable": "false",
         "group.initial.rebalance.delay.ms": "0",
         "num.partitions": "3",
+        # Two cores: a small thread budget leaves room for Spark.
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "background.threads": "2",
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
@@ -53,9 +59,7 @@ def admin_client(settings: Settings):
     from confluent_kafka.admin import AdminClient
 
     # librdkafka logs every failed connection to stderr; route it to Python logging instead.
-    return AdminClient(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "logger": _LOGGER}
-    )
+    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "logger": _LOGGER})
 
 
 def host_port(bootstrap: str) -> tuple[str, int]:
@@ -89,9 +93,9 @@ class KafkaService(Service):
 
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         return [
-            str(java_home() / "bin" / "java"), f"-Xmx{heap}", f"-Xms{heap}",
-            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
-            f"-Dkafka.logs.dir={self.settings.logs}",
+            str(java_home() / "bin" / "java"), f"-Xmx{heap}", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J2}",
             "-cp", f"{kafka_jar_dir(self.settings)}/*", main, *args,
         ]  # fmt: skip
 
@@ -105,13 +109,13 @@ class KafkaService(Service):
                 log_dir=log_dir,
             )
         )  # fmt: skip
-        (self.data_dir / "log4j2.yaml").write_text(LOG4J2)
         if (log_dir / "meta.properties").exists():
             return
         report("formatting KRaft storage")
         run_logged(
-            self._java("kafka.tools.StorageTool", "format", "--cluster-id", new_cluster_id(),
-                       "--config", str(self._config), "--ignore-formatted"),
+            # `=` form: a cluster id may start with "-", which argparse would take for an option.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}",
+                       "--config", str(self._config), "--standalone", "--ignore-formatted"),
             log=self.log, what="Formatting Kafka storage",
             hint=f"Remove {log_dir} if it is damaged, then run `plantlake up` again.",
         )  # fmt: skip
@@ -152,26 +156,3 @@ def ensure_topics(settings: Settings, report: Report) -> None:
     for name, future in admin.create_partitions(grow).items() if grow else []:
         future.result()
         report(f"widened topic {name}")
-
-
-LOG4J2 = """\
-Configuration:
-  name: plantlake-kafka
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: kafka
-        level: INFO
-      - name: org.apache.kafka
-        level: INFO
-      - name: state.change.logger
-        level: WARN
-"""

@@ -57,9 +57,13 @@ class MinioService(Service):
         host, port = s3.host_port
         return self._launch(
             [
-                str(self.binary), "server", str(self.data_dir / "storage"),
-                "--address", f"{host}:{port}",
-                "--console-address", f"{host}:{s3.console_port}",
+                str(self.binary),
+                "server",
+                str(self.data_dir / "storage"),
+                "--address",
+                f"{host}:{port}",
+                "--console-address",
+                f"{host}:{s3.console_port}",
             ],  # fmt: skip
             env={
                 "MINIO_ROOT_USER": s3.access_key,

@@ -42,10 +42,20 @@ class MlflowService(Service):
         m = self.settings.mlflow
         return self._launch(
             [
-                sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}",
-                "--artifacts-destination", f"s3://{m.artifact_bucket}/artifacts",
-                "--host", m.host, "--port", str(m.port), "--workers", "1",
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.data_dir / 'mlflow.db'}",
+                "--artifacts-destination",
+                f"s3://{m.artifact_bucket}/artifacts",
+                "--host",
+                m.host,
+                "--port",
+                str(m.port),
+                "--workers",
+                "1",
             ],  # fmt: skip
             env=s3_env(self.settings),
         )

@@ -145,7 +145,9 @@ class MosquittoService(Service):
 
         mqtt = self.settings.mqtt
         client = mqtt_client.Client(
-            mqtt_client.CallbackAPIVersion.VERSION2, client_id="plantlake-probe", protocol=mqtt_client.MQTTv5
+            mqtt_client.CallbackAPIVersion.VERSION2,
+            client_id="plantlake-probe",
+            protocol=mqtt_client.MQTTv5,
         )
         client.username_pw_set(mqtt.host_username, mqtt.host_password.get_secret_value())
         try:

@@ -60,9 +60,14 @@ class SparkMasterService(Service):
         s = self.settings.spark
         return self._launch(
             [
-                str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
-                "--host", s.cluster_host, "--port", str(s.cluster_port),
-                "--webui-port", str(s.master_webui_port),
+                str(spark_home() / "bin" / "spark-class"),
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                s.cluster_host,
+                "--port",
+                str(s.cluster_port),
+                "--webui-port",
+                str(s.master_webui_port),
             ],  # fmt: skip
             env=spark_env(self.settings),
         )
@@ -97,16 +102,28 @@ class SparkWorkerService(Service):
         s = self.settings.spark
         return self._launch(
             [
-                str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
-                s.cluster_url, "--host", s.cluster_host,
-                "--cores", str(s.worker_cores), "--memory", s.worker_memory,
-                "--webui-port", str(s.worker_webui_port),
-                "--work-dir", str(self.data_dir / "work"),
+                str(spark_home() / "bin" / "spark-class"),
+                "org.apache.spark.deploy.worker.Worker",
+                s.cluster_url,
+                "--host",
+                s.cluster_host,
+                "--cores",
+                str(s.worker_cores),
+                "--memory",
+                s.worker_memory,
+                "--webui-port",
+                str(s.worker_webui_port),
+                "--work-dir",
+                str(self.data_dir / "work"),
             ],  # fmt: skip
-            env={**spark_env(self.settings), "SPARK_WORKER_OPTS": os.environ.get(
-                # Clean up finished applications' work dirs so a long-lived worker doesn't fill disk.
-                "SPARK_WORKER_OPTS", "-Dspark.worker.cleanup.enabled=true"
-            )},
+            env={
+                **spark_env(self.settings),
+                "SPARK_WORKER_OPTS": os.environ.get(
+                    # Clean up finished applications' work dirs so a long-lived worker doesn't fill disk.
+                    "SPARK_WORKER_OPTS",
+                    "-Dspark.worker.cleanup.enabled=true",
+                ),
+            },
         )
 
     def probe(self) -> str:

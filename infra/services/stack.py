@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -67,9 +68,13 @@ class _Reporter:
 
 def install(settings: Settings, selected: Sequence[Service], console: Console) -> None:
     """Install everything missing, the slow downloads and builds in parallel."""
-    steps: list[tuple[str, Callable]] = [("Spark jars (Maven)", lambda r: ensure_spark_jars(settings, r))]
+    steps: list[tuple[str, Callable]] = [
+        ("Spark jars (Maven)", lambda r: ensure_spark_jars(settings, r))
+    ]
     steps += [(f"{svc.name}", svc.install) for svc in selected if svc.managed]
-    if any(svc.managed and svc.name in ("kafka", "spark-master", "spark-worker") for svc in selected):
+    if any(
+        svc.managed and svc.name in ("kafka", "spark-master", "spark-worker") for svc in selected
+    ):
         java_home()
     interactive = console.is_terminal
     progress = (
@@ -100,6 +105,7 @@ def install(settings: Settings, selected: Sequence[Service], console: Console) -
 
 def start(settings: Settings, svc: Service, console: Console) -> Health:
     """Start one service unless it already runs; then create what plantlake declares in it."""
+
     def say(line: str) -> None:
         console.print(f"  {svc.name}: {line}", highlight=False)
 
@@ -154,11 +160,16 @@ def status(settings: Settings, names: Sequence[str] = ()) -> list[Health]:
 def render_status(healths: Sequence[Health], console: Console) -> None:
     from rich.table import Table
 
-    table = Table("service", "status", "endpoint", "detail", "log")
+    table = Table("service", "status", "endpoint", "detail")
+    table.columns[2].no_wrap = True
     for h in healths:
         state = "[green]up[/]" if h.up else "[red]down[/]"
-        table.add_row(h.name, state, h.endpoint, h.detail[:80], h.log or "(not managed)")
+        managed = "" if h.managed else " (not managed by plantlake)"
+        table.add_row(h.name, state, h.endpoint, h.detail[:120] + managed)
     console.print(table)
+    logs = {str(Path(h.log).parent) for h in healths if h.log}
+    if logs:
+        console.print(f"[dim]logs: {', '.join(sorted(logs))}[/]")
 
 
 def stderr_console() -> Console:

@@ -41,6 +41,11 @@ def test_status_json_reports_down_services_and_exit_code(tmp_path):
     report = json.loads(result.stdout)
     assert report["healthy"] is False
     assert {s["name"] for s in report["services"]} == {
-        "minio", "kafka", "mosquitto", "mlflow", "spark-master", "spark-worker"
+        "minio",
+        "kafka",
+        "mosquitto",
+        "mlflow",
+        "spark-master",
+        "spark-worker",
     }
     assert all(s["status"] == "down" and s["detail"] for s in report["services"])

@@ -1,8 +1,14 @@
 import stat
 
 import pytest
+from pydantic import ValidationError
 
-from plantlake.config import LakeSettings, ensure_local_secrets, generate_local_secrets, load_settings
+from plantlake.config import (
+    LakeSettings,
+    ensure_local_secrets,
+    generate_local_secrets,
+    load_settings,
+)
 from plantlake.errors import ConfigError
 
 
@@ -66,7 +72,7 @@ def test_lake_root_must_be_s3a_or_file():
 
 def test_settings_are_frozen(home):
     settings = load_settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.kafka.bootstrap_servers = "x"  # type: ignore[misc]
 
 

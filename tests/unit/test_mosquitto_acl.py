@@ -23,7 +23,10 @@ def _may(rules, user, access, topic) -> bool:
 
 
 MQTT = MqttSettings(
-    edge_nodes=(EdgeNode(group_id="g1", edge_node_id="n1"), EdgeNode(group_id="g1", edge_node_id="n2"))
+    edge_nodes=(
+        EdgeNode(group_id="g1", edge_node_id="n1"),
+        EdgeNode(group_id="g1", edge_node_id="n2"),
+    )
 )
 
 

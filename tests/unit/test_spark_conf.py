@@ -14,8 +14,10 @@ def _settings(tmp_path) -> Settings:
 
 
 def test_session_has_delta_s3a_and_small_shuffles(tmp_path):
-    conf = spark_conf(_settings(tmp_path), [Path("/j/a.jar"), Path("/j/b.jar")])
-    assert conf["spark.jars"] == "/j/a.jar,/j/b.jar"
+    conf = spark_conf(_settings(tmp_path), Path("/j"))
+    # On the class path, not spark.jars, which would copy 700 MB at every session start.
+    assert "spark.jars" not in conf
+    assert conf["spark.driver.extraClassPath"] == "/j/*"
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
@@ -24,7 +26,17 @@ def test_session_has_delta_s3a_and_small_shuffles(tmp_path):
     assert int(conf["spark.sql.shuffle.partitions"]) <= 8
 
 
-def test_submit_arguments_carry_no_secret(tmp_path):
-    args = submit_args(_settings(tmp_path), [Path("/j/a.jar")], master="spark://127.0.0.1:7077")
-    assert args[:4] == ["--master", "spark://127.0.0.1:7077", "--jars", "/j/a.jar"]
+def test_submit_to_a_loopback_cluster_uses_the_cached_jars_and_carries_no_secret(tmp_path):
+    args = submit_args(_settings(tmp_path), tmp_path, master="spark://127.0.0.1:7077")
+    assert args[:2] == ["--master", "spark://127.0.0.1:7077"]
+    assert args[args.index("--driver-class-path") + 1] == f"{tmp_path}/*"
+    assert f"spark.executor.extraClassPath={tmp_path}/*" in args
     assert not any("sk-123" in a for a in args)
+
+
+def test_submit_to_a_remote_cluster_ships_the_jars(tmp_path):
+    (tmp_path / "a.jar").touch()
+    (tmp_path / "b.jar").touch()
+    args = submit_args(_settings(tmp_path), tmp_path, master="spark://spark.plant:7077")
+    assert args[args.index("--jars") + 1] == f"{tmp_path}/a.jar,{tmp_path}/b.jar"
+    assert "--driver-class-path" not in args

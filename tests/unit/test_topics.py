@@ -9,7 +9,12 @@ def test_topic_keys_are_unique_and_prefixed():
 
 def test_every_data_class_has_a_topic():
     assert {t.key for t in TOPICS} >= {
-        "telemetry", "edge_features", "asset_state", "alarms", "lifecycle", "dead_letter"
+        "telemetry",
+        "edge_features",
+        "asset_state",
+        "alarms",
+        "lifecycle",
+        "dead_letter",
     }
 
 

@@ -24,7 +24,9 @@ def test_hadoop_aws_matches_the_hadoop_client_inside_pyspark():
 
     import pyspark
 
-    jars = {p.name for p in (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")}
+    jars = {
+        p.name for p in (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
+    }
     assert jars == {f"hadoop-client-api-{versions().hadoop}.jar"}
 
 

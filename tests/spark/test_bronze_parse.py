@@ -1,0 +1,59 @@
+"""The bronze parsing transform on DataFrames: canonical rows pass, every kind of bad row is refused."""
+
+import datetime as dt
+
+import orjson
+import pytest
+
+from plantlake.demo import demo_readings
+from plantlake.pipelines.bronze import dead_letter_rows, parse_telemetry, telemetry_rows
+
+pytestmark = pytest.mark.spark
+
+
+def _kafka_rows(spark, payloads: list[bytes]):
+    ts = dt.datetime(2026, 1, 1)
+    rows = [(b"k", p, "plantlake.telemetry", 0, i, ts) for i, p in enumerate(payloads)]
+    return spark.createDataFrame(
+        rows,
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    )
+
+
+def test_canonical_records_land_with_lineage_and_times(spark):
+    records = list(demo_readings("t", count=3, start_ms=1_767_225_600_000))
+    parsed = parse_telemetry(_kafka_rows(spark, [orjson.dumps(r) for r in records]))
+    rows = telemetry_rows(parsed).orderBy("kafka_offset").collect()
+    assert [r.kafka_offset for r in rows] == [0, 1, 2]
+    assert rows[0].asset == records[0]["asset"]
+    assert rows[0].value == records[0]["value"]
+    assert rows[0].event_time == dt.datetime(2026, 1, 1, 0, 0, 0)
+    assert rows[0].raw_value == orjson.dumps(records[0])
+    assert dead_letter_rows(parsed).count() == 0
+
+
+def test_bad_records_go_to_dead_letter_with_reasons(spark):
+    good = next(demo_readings("t", count=1, start_ms=0))
+    payloads = [
+        b"not json at all",
+        b'["a", "list"]',
+        orjson.dumps({k: v for k, v in good.items() if k != "asset"}),
+        orjson.dumps(good | {"quality": "Fine"}),
+        orjson.dumps(good | {"schema_version": 9}),
+        orjson.dumps(good | {"event_time_ms": "yesterday"}),
+    ]
+    parsed = parse_telemetry(_kafka_rows(spark, payloads))
+    assert telemetry_rows(parsed).count() == 0
+    reasons = {r.kafka_offset: r.reason for r in dead_letter_rows(parsed).collect()}
+    assert reasons[0] == "payload is not a JSON object"
+    assert reasons[1] == "payload is not a JSON object"
+    assert reasons[2] == "asset is missing or of the wrong type"
+    assert reasons[3] == "quality is not Good/Uncertain/Bad"
+    assert reasons[4] == "unsupported schema_version"
+    assert "event_time_ms is missing or of the wrong type" in reasons[5]
+
+
+def test_nothing_is_lost_between_the_two_outputs(spark):
+    good = [orjson.dumps(r) for r in demo_readings("t", count=7, start_ms=0)]
+    parsed = parse_telemetry(_kafka_rows(spark, good + [b"{", b"", b"null"]))
+    assert telemetry_rows(parsed).count() + dead_letter_rows(parsed).count() == 10
