@@ -1,0 +1,1 @@
+"""plantlake.models: MLflow training, promotion with aliases, scoring and work orders (models layer)."""
