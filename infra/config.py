@@ -120,6 +120,40 @@ class SparkSettings(_Section):
         return f"spark://{self.cluster_host}:{self.cluster_port}"
 
 
+class SimulatorSettings(_Section):
+    """The simulated plant and its devices (`plantlake simulate`)."""
+
+    seed: int = 7
+    speed: float = Field(1.0, gt=0, description="Simulated seconds per wall-clock second.")
+    opcua_port: int = 4840
+    modbus_port: int = 5020
+    # Dev profile: the OPC-UA server also accepts anonymous, unencrypted sessions.
+    dev_profile: bool = False
+
+
+class OpcUaSettings(_Section):
+    """How the OPC-UA edge client reaches its server."""
+
+    endpoint: str = "opc.tcp://127.0.0.1:4840/plantlake/"
+    # Basic256Sha256 with SignAndEncrypt and a user login; "none" only against a dev profile.
+    security: str = "Basic256Sha256_SignAndEncrypt"
+    username: str = "plantlake-edge"
+    password: SecretStr = SecretStr("")
+    sampling_interval_ms: int = 500
+
+
+class ModbusSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 5020
+
+
+class EdgeSettings(_Section):
+    """Edge processes: the store-and-forward buffer and the filter configuration."""
+
+    buffer_dir: Path | None = Field(None, description="Default: $PLANTLAKE_HOME/edge-buffer.")
+    filters: Path | None = Field(None, description="Filter config YAML; default: the shipped one.")
+
+
 class LakeSettings(_Section):
     root: str = Field("s3a://plantlake", description="s3a://bucket[/prefix] or file:///path.")
     checkpoint_root: str = "s3a://plantlake/_checkpoints"
@@ -162,6 +196,10 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     spark: SparkSettings = SparkSettings()
     lake: LakeSettings = LakeSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    opcua: OpcUaSettings = OpcUaSettings()
+    modbus: ModbusSettings = ModbusSettings()
+    edge: EdgeSettings = EdgeSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -185,6 +223,15 @@ class Settings(BaseSettings):
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def pki(self) -> Path:
+        """Certificates and keys of the OPC-UA server and clients."""
+        return self.home / "pki"
+
+    @property
+    def edge_buffer(self) -> Path:
+        return self.edge.buffer_dir or self.home / "edge-buffer"
 
 
 def secrets_file(home: Path) -> Path:
@@ -238,6 +285,8 @@ def generate_local_secrets(settings: Settings) -> dict[str, str]:
         values["PLANTLAKE_S3__SECRET_KEY"] = _secrets.token_urlsafe(24)
     if not settings.mqtt.host_password.get_secret_value():
         values["PLANTLAKE_MQTT__HOST_PASSWORD"] = _secrets.token_urlsafe(18)
+    if not settings.opcua.password.get_secret_value():
+        values["PLANTLAKE_OPCUA__PASSWORD"] = _secrets.token_urlsafe(18)
     missing = [
         n.edge_node_id
         for n in settings.mqtt.edge_nodes

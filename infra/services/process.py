@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 from plantlake.errors import InstallError, PortInUseError, ServiceError
 
 Report = Callable[[str], None]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _quiet(_: str) -> None:
@@ -218,6 +220,7 @@ def run_logged(
             raise InstallError(f"{what} failed: {argv[0]} is not installed.", hint=hint) from exc
         assert proc.stdout is not None
         for line in proc.stdout:
+            line = _ANSI.sub("", line)  # Maven colours its output even in batch mode
             handle.write(line)
             if line.strip():
                 report(line.strip())

@@ -1,0 +1,95 @@
+"""What edge processes emit: canonical readings, lifecycle events and dead letters (ingest layer).
+
+These are the only shapes that leave an edge process; `to_record()` gives the JSON-ready mapping
+that goes to Kafka (the telemetry layout is the lake contract in `plantlake.contracts`).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+from plantlake.contracts import RECORD_SCHEMA_VERSION
+
+
+class Quality(StrEnum):
+    GOOD = "Good"
+    UNCERTAIN = "Uncertain"
+    BAD = "Bad"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sensor value at one source timestamp, with where it came from."""
+
+    asset: str
+    sensor: str
+    value: float | None
+    unit: str | None
+    quality: Quality
+    event_time_ms: int
+    receive_time_ms: int
+    source_protocol: str
+    source_node: str
+    sequence: int | None = None
+    filter_version: str | None = None
+
+    def to_record(self) -> dict:
+        record = asdict(self)
+        record["quality"] = str(self.quality)
+        record["schema_version"] = RECORD_SCHEMA_VERSION
+        return record
+
+
+class LifecycleKind(StrEnum):
+    BIRTH = "birth"
+    DEATH = "death"
+    STALE = "stale"
+    REBIRTH_REQUESTED = "rebirth_requested"
+    RECONNECTED = "reconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """A node or device came alive, died, went stale, or was asked to rebirth."""
+
+    kind: LifecycleKind
+    source_protocol: str
+    source_node: str
+    event_time_ms: int
+    receive_time_ms: int
+    device: str | None = None
+    asset: str | None = None
+    bd_seq: int | None = None
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.asset or f"{self.source_node}/{self.device or ''}"
+
+    def to_record(self) -> dict:
+        record = asdict(self)
+        record["kind"] = str(self.kind)
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that could not become a reading: the reason and the raw bytes, nothing dropped."""
+
+    source_protocol: str
+    source_node: str
+    reason: str
+    raw: bytes
+    receive_time_ms: int
+    origin: str | None = None  # e.g. the MQTT topic or register address it came from
+
+    @property
+    def key(self) -> str:
+        return self.source_node
+
+    def to_record(self) -> dict:
+        record = asdict(self)
+        record["raw"] = base64.b64encode(self.raw).decode()
+        return record
