@@ -1,0 +1,50 @@
+"""The production edge sink: filter, then append to the durable buffer by topic (ingest layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+
+from plantlake.ingest.buffer import Outbox
+from plantlake.ingest.edge_filter import EdgeFilter
+from plantlake.ingest.records import DeadLetter, LifecycleEvent, Reading
+from plantlake.topics import topic
+
+
+def _row(topic_name: str, key: str, record: dict) -> tuple[str, bytes, bytes]:
+    # NaN is a legal reading (a device said "no value"); JSON has no NaN, and orjson writes null.
+    return topic_name, key.encode(), orjson.dumps(record)
+
+
+class BufferedSink:
+    """Implements EdgeSink: everything goes through the edge filter into the buffer."""
+
+    def __init__(self, outbox: Outbox, *, topic_prefix: str, edge_filter: EdgeFilter | None):
+        self.outbox = outbox
+        self.filter = edge_filter
+        self._telemetry = topic("telemetry").name(topic_prefix)
+        self._features = topic("edge_features").name(topic_prefix)
+        self._lifecycle = topic("lifecycle").name(topic_prefix)
+        self._dead_letter = topic("dead_letter").name(topic_prefix)
+
+    def readings(self, items: Sequence[Reading]) -> None:
+        kept = [r for r in (self.filter.reading(i) for i in items) if r] if self.filter else items
+        self.outbox.append([_row(self._telemetry, r.asset, r.to_record()) for r in kept])
+
+    def waveform(self, template: Reading, samples: np.ndarray, rate_hz: float) -> None:
+        """A block of high-rate samples: features to edge_features, raw (if passing) to telemetry."""
+        if self.filter is None:
+            raise ValueError("waveforms need an edge filter to window them")
+        features, raw = self.filter.waveform(template, samples, rate_hz)
+        self.outbox.append(
+            [_row(self._features, r.asset, r.to_record()) for r in features]
+            + [_row(self._telemetry, r.asset, r.to_record()) for r in raw]
+        )
+
+    def lifecycle(self, event: LifecycleEvent) -> None:
+        self.outbox.append([_row(self._lifecycle, event.key, event.to_record())])
+
+    def dead_letter(self, item: DeadLetter) -> None:
+        self.outbox.append([_row(self._dead_letter, item.key, item.to_record())])

@@ -1,0 +1,81 @@
+"""Runs one edge process: a protocol source feeding filter -> durable buffer -> Kafka (ingest layer)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from plantlake.config import Settings
+from plantlake.ingest.buffer import Outbox
+from plantlake.ingest.buffered_sink import BufferedSink
+from plantlake.ingest.edge_filter import EdgeFilter
+from plantlake.ingest.filters import load_filter_config
+from plantlake.ingest.forwarder import Forwarder
+
+Source = Callable[[BufferedSink, threading.Event], None]
+
+
+def buffer_path(settings: Settings, name: str) -> Path:
+    return settings.edge_buffer / f"{name}.sqlite"
+
+
+def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
+             stop: threading.Event | None = None, report_every_s: float = 10.0) -> None:  # fmt: skip
+    """Run `source` until SIGINT/SIGTERM (or `stop`), forwarding what it emits to Kafka.
+
+    The buffer outlives the process: records appended but not yet in Kafka are sent by the
+    next run of the same edge process.
+    """
+    stop = stop or threading.Event()
+    outbox = Outbox(buffer_path(settings, name))
+    edge_filter = EdgeFilter(load_filter_config(settings.edge.filters))
+    sink = BufferedSink(outbox, topic_prefix=settings.kafka.topic_prefix, edge_filter=edge_filter)
+    forwarder = Forwarder(outbox, settings.kafka)
+    forward_stop = threading.Event()
+    forwarding = threading.Thread(
+        target=forwarder.run, args=(forward_stop,), name="forwarder", daemon=True
+    )
+    forwarding.start()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    reporter = threading.Thread(target=_report, args=(name, outbox, forwarder, edge_filter, console,
+                                                       stop, report_every_s), daemon=True)  # fmt: skip
+    reporter.start()
+    pending, _ = outbox.pending()
+    console.print(f"{name}: edge process started (buffer {outbox.path}, {pending} waiting from before, "
+                  f"filters {edge_filter.config.version})")  # fmt: skip
+    try:
+        source(sink, stop)
+    finally:
+        stop.set()
+        # Give the forwarder a moment to drain; whatever remains waits in the buffer.
+        deadline = time.monotonic() + 10
+        while outbox.pending()[0] and time.monotonic() < deadline and forwarding.is_alive():
+            time.sleep(0.1)
+        forward_stop.set()
+        forwarding.join(timeout=15)
+        left, _ = outbox.pending()
+        console.print(
+            f"{name}: stopped; {forwarder.stats.sent} records sent to Kafka, {left} kept in the buffer"
+        )
+        outbox.close()
+
+
+def _report(name, outbox, forwarder, edge_filter, console, stop, every) -> None:
+    while not stop.wait(every):
+        pending, oldest = outbox.pending()
+        lag = f", oldest {time.time() - oldest / 1000:.0f}s" if oldest else ""
+        egress = ", ".join(f"{k} {v['reduction']:.0%}" for k, v in edge_filter.report().items())
+        error = (
+            f", Kafka: {forwarder.stats.last_error}"
+            if pending and forwarder.stats.last_error
+            else ""
+        )
+        console.print(f"{name}: sent {forwarder.stats.sent}, buffered {pending}{lag}; "
+                      f"reduction {egress or 'n/a'}{error}")  # fmt: skip

@@ -1,0 +1,180 @@
+"""Store-and-forward against a real broker: a Kafka outage and an edge crash lose nothing.
+
+These tests run their own disposable broker, so stopping it disturbs nobody else.
+"""
+
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+import orjson
+import pytest
+from confluent_kafka import Consumer
+
+from plantlake.config import KafkaSettings
+from plantlake.ingest.buffer import Outbox
+from plantlake.ingest.buffered_sink import BufferedSink
+from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER, Forwarder
+from plantlake.ingest.records import Quality, Reading
+from plantlake.services import process
+from plantlake.services.kafka import KafkaService, ensure_topics
+from plantlake.topics import topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Broker:
+    """A throwaway single-node KRaft broker on free ports, startable and stoppable at will."""
+
+    def __init__(self, settings, home):
+        kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{_free_port()}",
+                              controller_port=_free_port(), topic_prefix="edge")  # fmt: skip
+        self.settings = settings.model_copy(update={"home": home, "kafka": kafka})
+        self.service = KafkaService(self.settings)
+
+    def start(self) -> None:
+        self.service.prepare(lambda _: None)
+        pid = process.spawn(self.service.launch())
+        process.wait_until("kafka", self.service.probe, pid=pid, log=self.service.log, timeout=90)
+
+    def stop(self) -> None:
+        process.stop(self.service.pidfile)
+
+
+@pytest.fixture
+def broker(settings, tmp_path):
+    broker = Broker(settings, tmp_path / "home")
+    broker.start()
+    ensure_topics(broker.settings, lambda _: None)
+    yield broker
+    broker.stop()
+
+
+def _readings(asset: str, start: int, count: int) -> list[Reading]:
+    return [
+        Reading(asset, "temperature", float(i), "degC", Quality.GOOD, i, i, "test", "n", sequence=i)
+        for i in range(start, start + count)
+    ]
+
+
+def _consume(kafka: KafkaSettings, name: str, expected: int, timeout: float = 60.0):
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([name])
+    messages = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if len(messages) >= expected:
+                    break
+                continue
+            if not msg.error():
+                messages.append(msg)
+    finally:
+        consumer.close()
+    return messages
+
+
+def _by_identity(messages):
+    """Per asset, the sequence numbers in arrival order, each edge record once (dedup by header)."""
+    seen, per_asset = set(), defaultdict(list)
+    for msg in messages:
+        headers = dict(msg.headers())
+        identity = (headers[INSTANCE_HEADER], int(headers[SEQ_HEADER]))
+        if identity in seen:
+            continue
+        seen.add(identity)
+        per_asset[msg.key().decode()].append(orjson.loads(msg.value())["sequence"])
+    return per_asset
+
+
+def test_a_broker_outage_delays_but_loses_and_reorders_nothing(broker, tmp_path):
+    outbox = Outbox(tmp_path / "edge.sqlite")
+    sink = BufferedSink(outbox, topic_prefix="edge", edge_filter=None)
+    forwarder = Forwarder(outbox, broker.settings.kafka, batch=500)
+    stop = threading.Event()
+    thread = threading.Thread(target=forwarder.run, args=(stop,), daemon=True)
+    thread.start()
+    assets = ["p/l/a1", "p/l/a2", "p/l/a3"]
+    for block in range(30):
+        for asset in assets:
+            sink.readings(_readings(asset, block * 100, 100))
+        if block == 10:
+            broker.stop()  # the edge keeps collecting into its buffer
+        if block == 20:
+            assert outbox.pending()[0] > 0
+            broker.start()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 120
+    while outbox.pending()[0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert outbox.pending()[0] == 0, forwarder.stats
+    stop.set()
+    thread.join(10)
+
+    messages = _consume(broker.settings.kafka, topic("telemetry").name("edge"), 9000)
+    per_asset = _by_identity(messages)
+    for asset in assets:
+        assert per_asset[asset] == list(range(3000)), asset  # all, once, in order
+
+
+def test_sigkill_of_the_edge_process_loses_nothing_the_buffer_acknowledged(broker, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    buffer = tmp_path / "edge.sqlite"
+    kafka = broker.settings.kafka
+    script = textwrap.dedent(f"""
+        import threading, time
+        from pathlib import Path
+        from plantlake.config import KafkaSettings
+        from plantlake.ingest.buffer import Outbox
+        from plantlake.ingest.buffered_sink import BufferedSink
+        from plantlake.ingest.forwarder import Forwarder
+        from plantlake.ingest.records import Quality, Reading
+        outbox = Outbox(Path({str(buffer)!r}))
+        sink = BufferedSink(outbox, topic_prefix="edge", edge_filter=None)
+        kafka = KafkaSettings(bootstrap_servers={kafka.bootstrap_servers!r})
+        threading.Thread(target=Forwarder(outbox, kafka, batch=200).run,
+                         args=(threading.Event(),), daemon=True).start()
+        start = int(__import__("sys").argv[1])
+        for i in range(start, start + 100000):
+            sink.readings([Reading("p/l/a", "t", float(i), "degC", Quality.GOOD, i, i, "t", "n", sequence=i)])
+            print(i, flush=True)
+            time.sleep(0.0005)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script, "0"], stdout=subprocess.PIPE, text=True)
+    last = -1
+    for line in proc.stdout:
+        last = int(line)
+        if last >= 3000:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # The restarted edge process forwards what the killed one had buffered, then goes on.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(last + 1)], stdout=subprocess.PIPE, text=True
+    )
+    for line in proc.stdout:
+        if int(line) >= last + 500:
+            break
+    deadline = time.monotonic() + 60
+    while Outbox(buffer).pending()[0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    sequences = _by_identity(_consume(kafka, topic("telemetry").name("edge"), last + 500))["p/l/a"]
+    assert sequences[: last + 1] == list(range(last + 1))  # everything acknowledged, once, in order
