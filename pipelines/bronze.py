@@ -14,11 +14,21 @@ from plantlake.contracts import (
     RECORD_SCHEMA_VERSION,
     TELEMETRY_RECORD,
 )
+from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER
 from plantlake.pipelines.delta_io import append_once, read_kafka_stream, writer_id
 from plantlake.pipelines.schemas import telemetry_record_schema
 from plantlake.topics import topic
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+# Set by the edge forwarder: (edge_instance, edge_seq) names one edge record, so a record that
+# reached Kafka twice (edge crash between Kafka's ack and the buffer's) can be recognised.
+EDGE_IDENTITY = ("edge_instance", "edge_seq")
+
+
+def _header(name: str) -> Column:
+    """A Kafka header's value as a string, or null when absent."""
+    matches = F.filter(F.col("headers"), lambda h: h["key"] == F.lit(name))
+    return F.when(F.size(matches) > 0, matches[0]["value"].cast("string"))
 
 
 def _parse_error(rec: Column) -> Column:
@@ -55,6 +65,8 @@ def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
         F.col("value").alias("raw_value"),
+        _header(INSTANCE_HEADER).alias("edge_instance"),
+        _header(SEQ_HEADER).cast("long").alias("edge_seq"),
         # from_json turns malformed text into nulls; a JSON object always has a type.
         (F.get_json_object(text, "$").isNotNull() & text.startswith("{")).alias("_json_ok"),
         F.from_json(text, telemetry_record_schema(), {"mode": "PERMISSIVE"}).alias("rec"),
@@ -68,7 +80,7 @@ def telemetry_rows(parsed: DataFrame) -> DataFrame:
         *(F.col(f"rec.{c.name}").alias(c.name) for c in TELEMETRY_RECORD),
         F.timestamp_millis(F.col("rec.event_time_ms")).alias("event_time"),
         F.timestamp_millis(F.col("rec.receive_time_ms")).alias("receive_time"),
-        "kafka_key", *LINEAGE, "raw_value",
+        "kafka_key", *LINEAGE, *EDGE_IDENTITY, "raw_value",
         F.current_timestamp().alias("ingest_time"),
     )  # fmt: skip
 

@@ -17,6 +17,7 @@ def read_kafka_stream(spark: SparkSession, settings: Settings, topic: str, *, ma
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", max_per_trigger)
+        .option("includeHeaders", "true")
         .load()
     )
 

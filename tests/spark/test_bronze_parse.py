@@ -11,12 +11,14 @@ from plantlake.pipelines.bronze import dead_letter_rows, parse_telemetry, teleme
 pytestmark = pytest.mark.spark
 
 
-def _kafka_rows(spark, payloads: list[bytes]):
+def _kafka_rows(spark, payloads: list[bytes], headers=None):
+    """Rows shaped like the Kafka source's (with includeHeaders)."""
     ts = dt.datetime(2026, 1, 1)
-    rows = [(b"k", p, "plantlake.telemetry", 0, i, ts) for i, p in enumerate(payloads)]
+    rows = [(b"k", p, "plantlake.telemetry", 0, i, ts, headers) for i, p in enumerate(payloads)]
     return spark.createDataFrame(
         rows,
-        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
+        "headers array<struct<key:string, value:binary>>",
     )
 
 
@@ -57,3 +59,12 @@ def test_nothing_is_lost_between_the_two_outputs(spark):
     good = [orjson.dumps(r) for r in demo_readings("t", count=7, start_ms=0)]
     parsed = parse_telemetry(_kafka_rows(spark, good + [b"{", b"", b"null"]))
     assert telemetry_rows(parsed).count() + dead_letter_rows(parsed).count() == 10
+
+
+def test_edge_identity_comes_from_the_forwarder_headers(spark):
+    record = orjson.dumps(next(demo_readings("t", count=1, start_ms=0)))
+    headers = [("plantlake-edge-instance", b"abc"), ("plantlake-edge-seq", b"42")]
+    with_headers = telemetry_rows(parse_telemetry(_kafka_rows(spark, [record], headers))).first()
+    assert (with_headers.edge_instance, with_headers.edge_seq) == ("abc", 42)
+    without = telemetry_rows(parse_telemetry(_kafka_rows(spark, [record]))).first()
+    assert (without.edge_instance, without.edge_seq) == (None, None)
