@@ -112,6 +112,10 @@ def spawn(launch: Launch) -> int:
             start_new_session=True,
         )
     launch.pidfile.write_text(json.dumps({"pid": proc.pid, "name": launch.name}))
+    # Until the child has exec'd, /proc shows the parent's environment without the marker.
+    deadline = time.monotonic() + 5
+    while read_pid(launch.pidfile) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     return proc.pid
 
 
