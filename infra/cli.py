@@ -22,6 +22,7 @@ pipeline_app = typer.Typer(no_args_is_help=True, help="Medallion pipelines (bron
 app.add_typer(spark_app, name="spark")
 app.add_typer(pipeline_app, name="pipeline")
 
+
 # Logs and CI are read wider than a terminal's default 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 _state: dict = {"config": None, "verbose": False}
@@ -110,6 +111,48 @@ def demo(count: Annotated[int, typer.Option(min=1, help="Readings to publish.")]
     raise typer.Exit(run_demo(settings, console, count=count))
 
 
+def _with_simulator(settings, speed: float | None, seed: int | None):
+    updates = {k: v for k, v in (("speed", speed), ("seed", seed)) if v is not None}
+    if not updates:
+        return settings
+    return settings.model_copy(update={"simulator": settings.simulator.model_copy(update=updates)})
+
+
+Speed = Annotated[float | None, typer.Option(min=0.001, help="Simulated seconds per second.")]
+Seed = Annotated[int | None, typer.Option(help="Plant seed (default from settings).")]
+
+
+@app.command()
+def simulate(
+    protocols: Annotated[list[str] | None, typer.Argument(help="opcua, modbus, sparkplug (default: all).")] = None,
+    speed: Speed = None,
+    seed: Seed = None,
+) -> None:
+    """Run the simulated plant: OPC-UA and Modbus device servers, Sparkplug edge nodes."""
+    from plantlake.simulate import PROTOCOLS, run_simulation
+
+    unknown = set(protocols or ()) - set(PROTOCOLS)
+    if unknown:
+        raise PlantlakeError(f"Unknown protocol(s) {sorted(unknown)}; the simulator speaks {list(PROTOCOLS)}.")
+    settings = _with_simulator(_settings(with_secrets=True), speed, seed)
+    run_simulation(settings, console, protocols=protocols or PROTOCOLS)
+
+
+@app.command("ingest")
+def ingest(
+    source: Annotated[str, typer.Argument(help="opcua, modbus, sparkplug or daq.")],
+    register_map: Annotated[Path | None, typer.Option(exists=True, help="Modbus register map YAML.")] = None,
+    speed: Speed = None,
+    seed: Seed = None,
+) -> None:
+    """Run one edge process (protocol -> filter -> disk buffer -> Kafka) until stopped."""
+    from plantlake.ingest.runner import run_edge
+    from plantlake.ingest.sources import make_source
+
+    settings = _with_simulator(_settings(with_secrets=True), speed, seed)
+    run_edge(settings, source, make_source(settings, source, register_map=register_map), console)
+
+
 @spark_app.command("jars")
 def spark_jars_cmd() -> None:
     """Print the extra jars, comma-separated, for `spark-submit --jars`."""
@@ -163,7 +206,7 @@ def main() -> None:
         result = app(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

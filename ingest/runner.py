@@ -42,6 +42,7 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
     )
     forwarding.start()
     if threading.current_thread() is threading.main_thread():
+        # Explicit handlers: a background job may have inherited SIGINT as ignored.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
     reporter = threading.Thread(target=_report, args=(name, outbox, forwarder, edge_filter, console,

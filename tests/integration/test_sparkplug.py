@@ -1,0 +1,162 @@
+"""Sparkplug B end to end on the real Mosquitto: simulated edge node -> broker -> primary host -> sink."""
+
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from rich.console import Console
+
+from plantlake.config import ensure_local_secrets, load_settings
+from plantlake.ingest.edge import MemorySink
+from plantlake.ingest.records import LifecycleKind, Quality
+from plantlake.ingest.simulator.clock import SimClock
+from plantlake.ingest.simulator.plant import build_plant
+from plantlake.ingest.simulator.sparkplug_node import SimulatedEdgeNode
+from plantlake.ingest.sparkplug.host import HostOptions
+from plantlake.ingest.sparkplug.host_client import HostClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings():
+    """Only Mosquitto is needed here, not the whole stack."""
+    from plantlake.services import stack
+
+    loaded = ensure_local_secrets(load_settings())
+    (health,) = stack.up(loaded, ("mosquitto",), Console(stderr=True))
+    if not health.up:
+        pytest.fail(f"mosquitto down after `plantlake up mosquitto`: {health.detail}")
+    return loaded
+
+
+def _wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def plant():
+    return build_plant(7)
+
+
+def _start_host(settings, sink, stop):
+    host = HostClient(settings.mqtt, sink, options=HostOptions(reorder_timeout_ms=200),
+                      client_id=f"{settings.mqtt.host_app_id}-test-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    thread = threading.Thread(target=host.run, args=(stop,), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(scope="module")
+def running(settings, plant):
+    """A primary host and the line-1 edge node, both live for the whole module."""
+    sink, host_stop, node_stop = MemorySink(), threading.Event(), threading.Event()
+    node = SimulatedEdgeNode(settings.mqtt, plant, SimClock(plant.start_ms),
+                             settings.mqtt.edge_nodes[0], publish_interval_s=0.2,
+                             samples_per_publish=2, client_id=f"sim-test-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    threads = [_start_host(settings, sink, host_stop),
+               threading.Thread(target=node.run, args=(node_stop,), daemon=True)]  # fmt: skip
+    threads[1].start()
+    yield sink, host_stop, node
+    host_stop.set()
+    node_stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def _births(sink, since: int, device=None):
+    return [e for e in sink.events[since:] if e.kind is LifecycleKind.BIRTH and e.device == device]
+
+
+def test_node_data_reaches_the_host_with_units_and_asset_paths(running, plant):
+    sink, _, node = running
+    expected = {(a.path, s.name, s.unit or None) for a in node.assets for s in a.sensors}
+    assert expected, "the line-1 gateway serves no sparkplug assets"
+    _wait_for(lambda: expected <= {(r.asset, r.sensor, r.unit) for r in sink.all_readings},
+              what="a reading of every sensor with its unit")  # fmt: skip
+    assert {r.asset for r in sink.all_readings} <= {a.path for a in node.assets}
+    born = {e.asset for e in sink.events if e.kind is LifecycleKind.BIRTH and e.device}
+    assert born == {a.path for a in node.assets}
+    assert all(r.source_node == "plant1/line1-gateway" for r in sink.all_readings)
+
+
+def test_a_malformed_payload_on_the_nodes_own_topic_is_a_dead_letter(running, settings):
+    sink, _, node = running
+    _wait_for(lambda: _births(sink, 0), what="the node's birth")
+    edge = settings.mqtt.edge_nodes[0]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(edge.edge_node_id,
+                           settings.mqtt.edge_passwords[edge.edge_node_id].get_secret_value())  # fmt: skip
+    client.connect(settings.mqtt.host, settings.mqtt.port)
+    client.loop_start()
+    garbage = b"\xff\xfe" + uuid.uuid4().bytes
+    topic = f"spBv1.0/{edge.group_id}/DDATA/{edge.edge_node_id}/{node.assets[0].name}"
+    client.publish(topic, garbage, qos=1).wait_for_publish(timeout=10)
+    client.loop_stop()
+    client.disconnect()
+    dead = _wait_for(lambda: [d for d in sink.dead if d.raw == garbage], what="the dead letter")
+    assert dead[0].origin == topic and "protobuf" in dead[0].reason
+
+
+def test_a_seq_gap_makes_the_host_request_a_rebirth_and_the_node_rebirths(running):
+    sink, _, node = running
+    _wait_for(lambda: _births(sink, 0), what="the node's birth")
+    mark, answered = len(sink.events), node.rebirths_answered
+    node.skip_seq()
+    request = _wait_for(lambda: [e for e in sink.events[mark:]
+                                 if e.kind is LifecycleKind.REBIRTH_REQUESTED],
+                        what="a rebirth request")  # fmt: skip
+    assert "seq gap" in request[0].detail
+    _wait_for(lambda: node.rebirths_answered > answered, what="the node to get the NCMD")
+    rebirth = _wait_for(lambda: _births(sink, mark), what="a new NBIRTH")
+    assert rebirth[0].bd_seq == node.session_bd_seq  # a rebirth keeps the session's bdSeq
+
+
+def test_an_unclean_death_is_a_death_with_stale_metrics_then_a_new_session(running):
+    sink, _, node = running
+    _wait_for(lambda: _births(sink, 0), what="the node's birth")
+    mark, old_bd_seq = len(sink.events), node.session_bd_seq
+    node.die_unclean()
+    death = _wait_for(lambda: [e for e in sink.events[mark:] if e.kind is LifecycleKind.DEATH],
+                      what="the NDEATH will")  # fmt: skip
+    assert death[0].bd_seq == old_bd_seq and death[0].device is None
+    stale = {e.asset for e in sink.events[mark:] if e.kind is LifecycleKind.STALE}
+    assert stale == {a.path for a in node.assets}
+    assert death[0].event_time_ms == death[0].receive_time_ms  # stamped on the host's receipt
+    died_at = death[0].receive_time_ms
+    reborn = _wait_for(lambda: _births(sink, mark), what="the next session's NBIRTH")
+    assert reborn[0].bd_seq == (old_bd_seq + 1) % 256
+    # What the node buffered while disconnected is replayed as historical, not dropped.
+    _wait_for(lambda: [r for r in sink.all_readings
+                       if r.receive_time_ms >= died_at and r.quality is Quality.UNCERTAIN],
+              what="historical replays")  # fmt: skip
+
+
+def test_while_the_host_is_offline_the_node_buffers_and_replays_as_historical(running, settings):
+    sink, host_stop, node = running  # runs last: it stops the module's host
+    _wait_for(lambda: _births(sink, 0), what="the node's birth")
+    births = node.births
+    host_stop.set()  # a clean stop publishes STATE offline; the node stops live data
+    _wait_for(lambda: not node.born, what="the node to see STATE offline")
+    _wait_for(lambda: node.buffered >= 2 * len(node.assets), what="data in the node's buffer")
+    fresh, stop = MemorySink(), threading.Event()
+    thread = _start_host(settings, fresh, stop)
+    try:
+        _wait_for(lambda: node.births > births, what="births for the new host")
+        historical = _wait_for(
+            lambda: [r for r in fresh.all_readings if r.quality is Quality.UNCERTAIN],
+            what="the buffered readings",
+        )
+        assert {r.asset for r in historical} == {a.path for a in node.assets}
+        assert _births(fresh, 0) and not fresh.dead  # births came before the replay
+    finally:
+        stop.set()
+        thread.join(timeout=10)
