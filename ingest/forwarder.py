@@ -51,36 +51,35 @@ class Forwarder:
         entries = self.outbox.peek(self.batch)
         if not entries:
             return 0
-        delivered: dict[int, bool] = {}
+        failed: list[int] = []
 
-        def on_delivery(err, _msg, seq: int) -> None:
-            delivered[seq] = err is None
+        def on_delivery(err, msg) -> None:
+            # Only failures need to know which record they were (the rare path pays).
             if err is not None:
                 self.stats.last_error = str(err)
+                failed.append(int(dict(msg.headers())[SEQ_HEADER]))
 
+        instance = (INSTANCE_HEADER, self._instance)
         for entry in entries:
+            headers = [instance, (SEQ_HEADER, str(entry.seq).encode())]
             while True:
                 try:
-                    self._producer.produce(
-                        entry.topic, key=entry.key, value=entry.value,
-                        headers=[(INSTANCE_HEADER, self._instance), (SEQ_HEADER, str(entry.seq).encode())],
-                        on_delivery=lambda err, msg, seq=entry.seq: on_delivery(err, msg, seq),
-                    )  # fmt: skip
+                    self._producer.produce(entry.topic, key=entry.key, value=entry.value,
+                                           headers=headers, on_delivery=on_delivery)  # fmt: skip
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.1)
             self._producer.poll(0)
         while self._producer.flush(0.5) and not (stop and stop.is_set()):
             pass
-        # Acknowledge the longest delivered prefix only, so order is kept on a partial failure.
-        acked = None
-        for entry in entries:
-            if not delivered.get(entry.seq):
-                break
-            acked = entry.seq
-        if acked is not None:
+        if self._producer.flush(0):
+            failed.append(entries[0].seq)  # stopped while waiting: acknowledge nothing unconfirmed
+        # Acknowledge only the prefix before the first failure, so order is kept.
+        first_failed = min(failed, default=None)
+        acked = entries[-1].seq if first_failed is None else first_failed - 1
+        if acked >= entries[0].seq:
             self.outbox.ack(acked)
-        count = sum(1 for e in entries if acked is not None and e.seq <= acked)
+        count = sum(1 for e in entries if e.seq <= acked)
         self.stats.sent += count
         if count < len(entries):
             self.stats.failed_batches += 1

@@ -1,0 +1,104 @@
+"""Benchmark: Sparkplug host to Kafka, metrics/s on one core, against a bare producer.
+
+Run with the stack up (`plantlake up`): `.venv/bin/python tests/benchmarks/bench_sparkplug_kafka.py`.
+
+Measured side by side in one run, on the same records, into throwaway topics:
+  bare      - confluent-kafka producing the already-built canonical records (orjson + produce)
+  host      - Sparkplug DDATA decoded by the primary host, records produced straight to Kafka
+  host+edge - the real edge path: host -> durable SQLite buffer -> forwarder -> Kafka (acked)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Producer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_sparkplug import DEVICE, GROUP, NODE, _ddata, _host  # noqa: E402
+
+from plantlake.config import load_settings  # noqa: E402
+from plantlake.ingest.buffer import Outbox  # noqa: E402
+from plantlake.ingest.buffered_sink import BufferedSink  # noqa: E402
+from plantlake.ingest.forwarder import Forwarder  # noqa: E402
+from plantlake.ingest.kafka_sink import producer_config  # noqa: E402
+from plantlake.services.kafka import admin_client, ensure_topics  # noqa: E402
+from plantlake.topics import TOPICS, topic  # noqa: E402
+
+
+def _produce(producer: Producer, name: str, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(name, key=key, value=value)
+            return
+        except BufferError:  # local queue full: wait for deliveries
+            producer.poll(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metrics-per-payload", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=4, help="passes over 256 payloads")
+    args = parser.parse_args()
+    n = args.metrics_per_payload
+    base = load_settings()
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    settings = base.model_copy(
+        update={"kafka": base.kafka.model_copy(update={"topic_prefix": prefix})}
+    )
+    ensure_topics(settings, lambda _: None)
+    name = topic("telemetry").name(prefix)
+    payloads = _ddata(n) * args.rounds
+    mqtt_topic = f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}"
+    total = len(payloads) * n
+    try:
+        # Pre-built records for the bare producer: exactly what the host path sends.
+        host = _host(n)
+        records = [r.to_record() for p in payloads for r in host.handle(mqtt_topic, p, 1).readings]
+        producer = Producer(producer_config(settings.kafka))
+        start = time.perf_counter()
+        for record in records:
+            _produce(producer, name, record["asset"].encode(), orjson.dumps(record))
+            producer.poll(0)
+        producer.flush()
+        bare = len(records) / (time.perf_counter() - start)
+
+        host = _host(n)
+        producer = Producer(producer_config(settings.kafka))
+        start = time.perf_counter()
+        for payload in payloads:
+            for reading in host.handle(mqtt_topic, payload, 1).readings:
+                _produce(producer, name, reading.asset.encode(), orjson.dumps(reading.to_record()))
+            producer.poll(0)
+        producer.flush()
+        direct = total / (time.perf_counter() - start)
+
+        host = _host(n)
+        outbox = Outbox(Path(f"/tmp/{prefix}.sqlite"))
+        sink = BufferedSink(outbox, topic_prefix=prefix, edge_filter=None)
+        forwarder = Forwarder(outbox, settings.kafka)
+        start = time.perf_counter()
+        for payload in payloads:
+            sink.readings(host.handle(mqtt_topic, payload, 1).readings)
+        while outbox.pending()[0]:
+            forwarder.forward_once()
+        edge = total / (time.perf_counter() - start)
+        Path(f"/tmp/{prefix}.sqlite").unlink(missing_ok=True)
+    finally:
+        admin = admin_client(settings)
+        for future in admin.delete_topics([t.name(prefix) for t in TOPICS]).values():
+            future.result()
+    print(f"\nSparkplug host to Kafka, {n} metrics per DDATA, {total:,} metrics (one process)")
+    print(f"{'path':<12}{'metrics/s':>12}{'vs bare':>9}")
+    for label, rate in (("bare", bare), ("host", direct), ("host+edge", edge)):
+        print(f"{label:<12}{rate:>12,.0f}{rate / bare:>9.2f}")
+    print("\naim: host+edge >= 50,000 metrics/s")
+
+
+if __name__ == "__main__":
+    main()
