@@ -94,13 +94,15 @@ def status(
 
 
 @app.command()
-def demo(count: Annotated[int, typer.Option(min=1, help="Readings to publish.")] = 12) -> None:
-    """Publish readings to Kafka, land them in bronze on the lake, and print what landed."""
+def demo(
+    seconds: Annotated[float, typer.Option(min=5, help="How long the plant runs.")] = 40.0,
+) -> None:
+    """Run the simulated plant through edge processes into Kafka and bronze; print what landed."""
     from plantlake.demo import run_demo
     from plantlake.services import stack
 
     settings = _settings()
-    needed = ("minio", "kafka")
+    needed = ("minio", "kafka", "mosquitto")
     down_now = [h for h in stack.status(settings, needed) if not h.up]
     if down_now:
         raise PlantlakeError(
@@ -108,7 +110,7 @@ def demo(count: Annotated[int, typer.Option(min=1, help="Readings to publish.")]
             f"{'is' if len(down_now) == 1 else 'are'} down.",
             hint="Run `plantlake up` first (or `make demo`, which does).",
         )
-    raise typer.Exit(run_demo(settings, console, count=count))
+    raise typer.Exit(run_demo(settings, console, seconds=seconds))
 
 
 def _with_simulator(settings, speed: float | None, seed: int | None):
@@ -124,7 +126,9 @@ Seed = Annotated[int | None, typer.Option(help="Plant seed (default from setting
 
 @app.command()
 def simulate(
-    protocols: Annotated[list[str] | None, typer.Argument(help="opcua, modbus, sparkplug (default: all).")] = None,
+    protocols: Annotated[
+        list[str] | None, typer.Argument(help="opcua, modbus, sparkplug (default: all).")
+    ] = None,
     speed: Speed = None,
     seed: Seed = None,
 ) -> None:
@@ -133,7 +137,9 @@ def simulate(
 
     unknown = set(protocols or ()) - set(PROTOCOLS)
     if unknown:
-        raise PlantlakeError(f"Unknown protocol(s) {sorted(unknown)}; the simulator speaks {list(PROTOCOLS)}.")
+        raise PlantlakeError(
+            f"Unknown protocol(s) {sorted(unknown)}; the simulator speaks {list(PROTOCOLS)}."
+        )
     settings = _with_simulator(_settings(with_secrets=True), speed, seed)
     run_simulation(settings, console, protocols=protocols or PROTOCOLS)
 
@@ -141,7 +147,9 @@ def simulate(
 @app.command("ingest")
 def ingest(
     source: Annotated[str, typer.Argument(help="opcua, modbus, sparkplug or daq.")],
-    register_map: Annotated[Path | None, typer.Option(exists=True, help="Modbus register map YAML.")] = None,
+    register_map: Annotated[
+        Path | None, typer.Option(exists=True, help="Modbus register map YAML.")
+    ] = None,
     speed: Speed = None,
     seed: Seed = None,
 ) -> None:

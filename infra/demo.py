@@ -1,17 +1,23 @@
-"""The end-to-end demo: readings into Kafka, through the bronze job, read back from Delta on MinIO."""
+"""The end-to-end demo: the simulated plant on real protocols, edge processes into Kafka, the bronze
+job into Delta on MinIO, and what landed, read back."""
 
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from plantlake.config import Settings
 from plantlake.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY, RECORD_SCHEMA_VERSION
+from plantlake.errors import PlantlakeError
 from plantlake.topics import topic
 
 ASSETS = ("plant1/line1/press-01", "plant1/line1/pump-02", "plant1/line2/motor-07")
@@ -39,56 +45,111 @@ def demo_readings(run_id: str, *, count: int, start_ms: int) -> Iterator[dict]:
         }
 
 
-def run_demo(settings: Settings, console: Console, *, count: int = 12) -> int:
-    """Publish `count` readings and one malformed record, land them in bronze, print what landed."""
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from plantlake.cli import main; main()", *args]
+
+
+def run_edge_processes(
+    settings: Settings, console: Console, *, seconds: float, log_dir: Path
+) -> None:
+    """Run `plantlake simulate` and one `plantlake ingest` per source for `seconds`, then stop them."""
+    from plantlake.ingest.sources import SOURCES
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    handles = []
+    try:
+        for name, args in [("simulate", ("simulate",)), *((s, ("ingest", s)) for s in SOURCES)]:
+            handle = (log_dir / f"demo-{name}.log").open("wb")
+            handles.append(handle)
+            procs[name] = subprocess.Popen(_cli(*args), stdout=handle, stderr=subprocess.STDOUT)
+            if name == "simulate":
+                time.sleep(3)  # device servers bind before their clients connect
+        console.print(f"running the simulated plant and {len(SOURCES)} edge processes for {seconds:.0f}s "
+                      f"(logs: {log_dir}/demo-*.log) ...")  # fmt: skip
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            failed = [n for n, p in procs.items() if p.poll() is not None]
+            if failed:
+                raise PlantlakeError(
+                    f"The demo's {', '.join(failed)} process exited early.",
+                    hint=f"See {log_dir}/demo-{failed[0]}.log.",
+                )
+            time.sleep(1)
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for handle in handles:
+            handle.close()
+
+
+def run_demo(settings: Settings, console: Console, *, seconds: float = 40.0) -> int:
+    """The plant on OPC-UA, Modbus and Sparkplug B through edge processes into Kafka, then the
+    bronze job into Delta on MinIO; prints what landed, per protocol, and the dead letters."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from plantlake.ingest.kafka_sink import produce, produce_raw
+    from plantlake.ingest.kafka_sink import produce_raw
     from plantlake.pipelines import bronze
     from plantlake.pipelines.delta_io import read_delta
     from plantlake.spark import get_spark
 
     run_id = uuid.uuid4().hex[:8]
+    started_ms = int(time.time() * 1000)
+    run_edge_processes(settings, console, seconds=seconds, log_dir=settings.logs)
     telemetry_topic = topic("telemetry").name(settings.kafka.topic_prefix)
-    start_ms = int(time.time() * 1000) - count * 1000
-    sent = produce(
-        settings.kafka, telemetry_topic, demo_readings(run_id, count=count, start_ms=start_ms)
-    )
+    # One malformed record, as a misbehaving producer would send, to show the dead letter path.
     produce_raw(settings.kafka, telemetry_topic, b"plant1/line1/press-01",
                 f'{{"asset": "plant1/line1/press-01", "demo_run": "{run_id}", "value": "oops"'.encode())  # fmt: skip
-    console.print(f"published {sent} readings and 1 malformed record to [bold]{telemetry_topic}[/] "
-                  f"(demo run {run_id})")  # fmt: skip
 
-    console.print("starting Spark and running the bronze job once (availableNow) ...")
+    console.print("running the bronze job once (availableNow) ...")
     spark = get_spark(settings, app_name="plantlake-demo")
-    started = time.monotonic()
+    began = time.monotonic()
     bronze.run(spark, settings, once=True).awaitTermination()
-    console.print(f"bronze job finished in {time.monotonic() - started:.1f}s")
+    console.print(f"bronze job finished in {time.monotonic() - began:.1f}s")
 
     path = BRONZE_TELEMETRY.path(settings.lake)
-    landed = (
-        read_delta(spark, path)
-        .where(F.col("source_node") == f"demo-{run_id}")
-        .orderBy("event_time", "asset", "sensor")
-        .select("asset", "sensor", "value", "unit", "quality", "event_time",
-                "kafka_partition", "kafka_offset")
+    landed = read_delta(spark, path).where(F.col("receive_time_ms") >= started_ms)
+    summary = (
+        landed.groupBy("source_protocol")
+        .agg(F.count("*").alias("rows"), F.countDistinct("asset").alias("assets"),
+             F.countDistinct("sensor").alias("sensors"), F.max("event_time").alias("latest"))
+        .orderBy("source_protocol")
         .collect()
     )  # fmt: skip
-    table = Table(title=f"bronze.telemetry at {path} (demo run {run_id})")
-    for name in (
-        "asset",
-        "sensor",
-        "value",
-        "unit",
-        "quality",
-        "event_time",
-        "partition",
-        "offset",
-    ):
+    table = Table(title=f"bronze.telemetry at {path}: what this demo landed")
+    for name in ("source", "rows", "assets", "sensors", "latest event time"):
         table.add_column(name)
-    for row in landed:
-        table.add_row(*(str(v) for v in row))
+    for row in summary:
+        table.add_row(
+            row.source_protocol, str(row.rows), str(row.assets), str(row.sensors), str(row.latest)
+        )
     console.print(table)
+
+    window = Window.partitionBy("asset", "sensor").orderBy(F.col("event_time").desc())
+    latest = (
+        landed.where(~F.col("sensor").contains("."))
+        .withColumn("n", F.row_number().over(window)).where("n = 1")
+        .where(F.col("sensor").isin("bearing_temperature", "discharge_pressure", "hydraulic_pressure"))
+        .orderBy("asset", "sensor")
+        .select("asset", "sensor", "value", "unit", "quality", "source_protocol", "event_time")
+        .collect()
+    )  # fmt: skip
+    sample = Table(
+        title="latest readings, in the units the devices report (silver will normalise them)"
+    )
+    for name in ("asset", "sensor", "value", "unit", "quality", "via", "event time"):
+        sample.add_column(name)
+    for row in latest:
+        value = "NaN/null" if row.value is None else f"{row.value:.2f}"
+        sample.add_row(row.asset, row.sensor, value, row.unit or "", row.quality, row.source_protocol,
+                       str(row.event_time))  # fmt: skip
+    console.print(sample)
 
     dead = (
         read_delta(spark, BRONZE_DEAD_LETTER.path(settings.lake))
@@ -98,10 +159,14 @@ def run_demo(settings: Settings, console: Console, *, count: int = 12) -> int:
     for row in dead:
         console.print(f"bronze.dead_letter holds the malformed record: [yellow]{row.reason}[/]")
     spark.stop()
-    if len(landed) != sent or len(dead) != 1:
-        console.print(
-            f"[red]expected {sent} rows and 1 dead letter, found {len(landed)} and {len(dead)}[/]"
-        )
+    protocols = {row.source_protocol for row in summary}
+    expected = {"opcua", "modbus", "sparkplug"}
+    if not expected <= protocols or len(dead) != 1:
+        console.print(f"[red]expected rows from {sorted(expected)} and 1 dead letter; "
+                      f"found {sorted(protocols)} and {len(dead)}[/]")  # fmt: skip
         return 1
-    console.print(f"[green]{len(landed)} of {sent} readings landed in bronze on the lake.[/]")
+    total = sum(row.rows for row in summary)
+    console.print(
+        f"[green]{total} readings from {len(protocols)} protocols landed in bronze on the lake.[/]"
+    )
     return 0

@@ -43,15 +43,25 @@ def write_cmms_export(plant: Plant, until_ms: int, path: Path) -> int:
 def _device_servers(settings: Settings, plant: Plant, clock: SimClock, protocols: Sequence[str],
                     stop: threading.Event, errors: list[BaseException]) -> None:  # fmt: skip
     from plantlake.ingest.simulator.modbus_server import run_modbus_server
-    from plantlake.ingest.simulator.opcua_server import run_opcua_server
+    from plantlake.ingest.simulator.opcua_server import OpcUaServerOptions, run_opcua_server
 
     async def main() -> None:
         done = asyncio.Event()
         tasks = []
         if "opcua" in protocols:
-            tasks.append(asyncio.create_task(run_opcua_server(settings, plant, clock, stop=done)))
+            # History on disk, so a client reconnecting after a simulator restart can backfill.
+            options = OpcUaServerOptions(
+                history_db=settings.home / "simulator" / "opcua-history.sqlite"
+            )
+            tasks.append(
+                asyncio.create_task(
+                    run_opcua_server(settings, plant, clock, stop=done, options=options)
+                )
+            )
         if "modbus" in protocols:
-            tasks.append(asyncio.create_task(run_modbus_server(settings.simulator, plant, clock, stop=done)))
+            tasks.append(
+                asyncio.create_task(run_modbus_server(settings.simulator, plant, clock, stop=done))
+            )
         while not stop.is_set() and not any(t.done() for t in tasks):
             await asyncio.sleep(0.2)
         done.set()

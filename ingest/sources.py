@@ -38,7 +38,11 @@ def make_source(settings: Settings, name: str, *, register_map: Path | None = No
         from plantlake.ingest.simulator.plant import build_plant
 
         # Without a map file, poll the simulated plant's devices (the map it serves).
-        regs = load_register_map(register_map) if register_map else plant_register_map(build_plant(settings.simulator.seed))
+        regs = (
+            load_register_map(register_map)
+            if register_map
+            else plant_register_map(build_plant(settings.simulator.seed))
+        )
 
         async def modbus(sink, stop) -> None:
             await run_modbus_poller(settings.modbus, sink, regs, stop=await _until(stop))
@@ -58,7 +62,12 @@ def make_source(settings: Settings, name: str, *, register_map: Path | None = No
 
         def daq(sink, stop) -> None:
             clock = SimClock(speed=settings.simulator.speed)
-            run_daq(build_plant(settings.simulator.seed, start_ms=clock.start_ms), clock, sink, stop=stop)
+            run_daq(
+                build_plant(settings.simulator.seed, start_ms=clock.start_ms),
+                clock,
+                sink,
+                stop=stop,
+            )
 
         return daq
     raise ConfigError(f"Unknown edge source {name!r}; plantlake ingests from {list(SOURCES)}.")

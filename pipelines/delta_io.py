@@ -48,12 +48,17 @@ def writer_id(spark: SparkSession, checkpoint: str) -> str:
 
 
 def append_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
-    """Append a micro-batch to a Delta table so that a retried batch is not written twice."""
+    """Append a micro-batch to a Delta table so that a retried batch is not written twice.
+
+    New nullable columns are merged into the table's schema (additive evolution, as when the
+    record gains a field); a changed or removed column still fails the write.
+    """
     (
         df.write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", batch_id)
+        .option("mergeSchema", "true")
         .save(path)
     )
 

@@ -106,12 +106,21 @@ class Plant:
     failures: dict[str, tuple[int, ...]] = field(default_factory=dict)
     degradation_ms: int = 48 * HOUR_MS
     repair_ms: int = 4 * HOUR_MS
+    # Position of each asset by path: value_at runs per sample, and a list scan compares
+    # whole dataclasses, which starves a device server on a large plant.
+    _positions: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_positions", {a.path: i for i, a in enumerate(self.assets)})
+
+    def position(self, asset: Asset) -> int:
+        return self._positions[asset.path]
 
     def asset(self, path: str) -> Asset:
-        for asset in self.assets:
-            if asset.path == path:
-                return asset
-        raise KeyError(f"no asset {path!r}")
+        try:
+            return self.assets[self._positions[path]]
+        except KeyError:
+            raise KeyError(f"no asset {path!r}") from None
 
     def by_protocol(self, protocol: str) -> tuple[Asset, ...]:
         return tuple(a for a in self.assets if a.protocol == protocol)
@@ -220,7 +229,7 @@ def is_down(plant: Plant, asset: Asset, t_ms: int) -> bool:
 
 def value_at(plant: Plant, asset: Asset, sensor: Sensor, t_ms: int) -> tuple[float, Quality]:
     """The slow value of a sensor at a time, in the unit the device reports."""
-    a = plant.assets.index(asset)
+    a = plant.position(asset)
     s = asset.sensors.index(sensor)
     if sensor.rate_hz:
         return rms(waveform(plant, asset, sensor, t_ms, 256)), Quality.GOOD
@@ -242,7 +251,7 @@ def value_at(plant: Plant, asset: Asset, sensor: Sensor, t_ms: int) -> tuple[flo
 
 def waveform(plant: Plant, asset: Asset, sensor: Sensor, t0_ms: int, n: int) -> np.ndarray:
     """`n` samples of a high-rate vibration signal from `t0_ms` at `sensor.rate_hz` (mm/s)."""
-    a = plant.assets.index(asset)
+    a = plant.position(asset)
     t = t0_ms / 1000 + np.arange(n) / sensor.rate_hz
     worn = 1.0 - health(plant, asset, t0_ms)
     shaft_hz = 24.7
