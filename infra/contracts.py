@@ -91,4 +91,91 @@ BRONZE_DEAD_LETTER = TableRef(
     comment="Kafka records that did not parse as a canonical record, with the reason.",
 )  # fmt: skip
 
-TABLES: tuple[TableRef, ...] = (BRONZE_TELEMETRY, BRONZE_DEAD_LETTER)
+BRONZE_LIFECYCLE = TableRef(
+    "bronze", "lifecycle",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run bronze",
+    comment="Birth, death, stale, rebirth and reconnect events of edge nodes and devices.",
+)  # fmt: skip
+REFERENCE_ASSET_REGISTRY = TableRef(
+    "reference", "asset_registry",
+    key=("asset", "sensor", "valid_from"),
+    writer="plantlake reference load",
+    comment="Which asset class and quantity each sensor is, valid from/to (remounts, renumbering).",
+)  # fmt: skip
+REFERENCE_UNITS = TableRef(
+    "reference", "units",
+    key=("unit",),
+    writer="plantlake reference load",
+    comment="Each accepted device unit, its quantity and the canonical unit it converts to.",
+)  # fmt: skip
+SILVER_TELEMETRY = TableRef(
+    "silver", "telemetry",
+    key=("asset", "sensor", "event_time_ms", "sequence"),
+    writer="plantlake pipeline run silver",
+    comment="Deduplicated readings in canonical units, joined to the registry, that passed the rules.",
+)  # fmt: skip
+SILVER_QUARANTINE = TableRef(
+    "silver", "quarantine",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run silver (review columns: planners)",
+    comment="Readings held back by a quarantine rule: the record, every failed rule, lineage, review.",
+)  # fmt: skip
+SILVER_DQ_METRICS = TableRef(
+    "silver", "dq_metrics",
+    key=("batch_id", "rule"),
+    writer="plantlake pipeline run silver",
+    comment="Per micro-batch and rule: rows checked, passed, failed, and the action taken.",
+)  # fmt: skip
+GOLD_TWIN_STATE = TableRef(
+    "gold", "twin_state",
+    key=("asset", "sensor"),
+    writer="plantlake pipeline run gold",
+    comment="Latest good value per asset and sensor, with liveness: alive, stale or dead.",
+)  # fmt: skip
+GOLD_TELEMETRY_1M = TableRef(
+    "gold", "telemetry_1m",
+    key=("asset", "sensor", "window_start"),
+    writer="plantlake pipeline run gold",
+    comment="1-minute event-time aggregates: mean, std, min, max, count, p95.",
+)  # fmt: skip
+GOLD_TELEMETRY_5M = TableRef(
+    "gold", "telemetry_5m",
+    key=("asset", "sensor", "window_start"),
+    writer="plantlake pipeline run gold",
+    comment="5-minute event-time aggregates: mean, std, min, max, count, p95.",
+)  # fmt: skip
+
+TABLES: tuple[TableRef, ...] = (
+    BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
+    REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
+    SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS,
+    GOLD_TWIN_STATE, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,
+)  # fmt: skip
+
+# Columns of silver.telemetry, the contract between silver (writer) and gold and features
+# (readers). `value`/`unit` are canonical; the device's own are kept as `source_value`/`source_unit`.
+SILVER_TELEMETRY_COLUMNS: tuple[Column, ...] = (
+    Column("asset", "string", False, "Asset path site/line/asset."),
+    Column("sensor", "string", False, "Sensor name within the asset."),
+    Column("asset_class", "string", True, "From the registry row valid at event time (pump, motor, press)."),
+    Column("quantity", "string", False, "temperature, pressure, flow, current, speed, vibration, state."),
+    Column("value", "double", True, "In the canonical unit of the quantity."),
+    Column("unit", "string", True, "Canonical unit (degC, bar, A, rpm, m3/h, mm/s)."),
+    Column("source_value", "double", True, "As the device sent it."),
+    Column("source_unit", "string", True, "As the device declared it."),
+    Column("quality", "string", False, "Good, Uncertain or Bad."),
+    Column("event_time", "timestamp", False, "Source timestamp."),
+    Column("event_time_ms", "long", False, "Source timestamp, epoch ms (part of the key)."),
+    Column("receive_time", "timestamp", False, "When the edge received it."),
+    Column("source_protocol", "string", False, "opcua, modbus, sparkplug, daq."),
+    Column("source_node", "string", False, "Edge node or endpoint."),
+    Column("sequence", "long", True, "Source sequence number (part of the key; null-safe)."),
+    Column("filter_version", "string", True, "Edge filter configuration version."),
+    Column("dq_warnings", "array<string>", True, "Rules with action warn that this row failed."),
+    Column("kafka_topic", "string", False, "Lineage back to Kafka."),
+    Column("kafka_partition", "int", False, "Lineage back to Kafka."),
+    Column("kafka_offset", "long", False, "Lineage back to Kafka."),
+    Column("bronze_ingest_time", "timestamp", False, "When bronze landed it."),
+    Column("silver_time", "timestamp", False, "When silver wrote it."),
+)
