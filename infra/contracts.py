@@ -37,6 +37,33 @@ TELEMETRY_RECORD: tuple[Column, ...] = (
 )
 
 
+# A lifecycle event on the lifecycle topic (ingest.records.LifecycleEvent.to_record()).
+LIFECYCLE_RECORD: tuple[Column, ...] = (
+    Column("kind", "string", False, "birth, death, stale, rebirth_requested or reconnected."),
+    Column("source_protocol", "string", False, "opcua, modbus or sparkplug."),
+    Column("source_node", "string", False, "Edge node or endpoint."),
+    Column(
+        "event_time_ms", "long", False, "When it happened (the host's receipt time for deaths)."
+    ),
+    Column("receive_time_ms", "long", False, "When the edge process learned of it."),
+    Column("device", "string", True, "Device within the node, when the event is a device's."),
+    Column("asset", "string", True, "Asset path, when known; null for a node-level event."),
+    Column("bd_seq", "long", True, "Sparkplug birth/death sequence of the session."),
+    Column("detail", "string", True, "Free text for people."),
+)
+LIFECYCLE_KINDS = ("birth", "death", "stale", "rebirth_requested", "reconnected")
+
+# A dead letter from an edge process on the dead_letter topic (ingest.records.DeadLetter).
+EDGE_DEAD_LETTER_RECORD: tuple[Column, ...] = (
+    Column("source_protocol", "string", False, "Protocol of the input that failed."),
+    Column("source_node", "string", False, "Edge node or endpoint it came from."),
+    Column("reason", "string", False, "Why it could not become a reading."),
+    Column("raw", "string", False, "The raw input, base64."),
+    Column("receive_time_ms", "long", False, "When the edge received it."),
+    Column("origin", "string", True, "MQTT topic, register address, ..."),
+)
+
+
 def record_errors(record: Mapping) -> list[str]:
     """Why a decoded JSON record is not a valid canonical record (empty when it is)."""
     errors = []
@@ -158,8 +185,18 @@ TABLES: tuple[TableRef, ...] = (
 SILVER_TELEMETRY_COLUMNS: tuple[Column, ...] = (
     Column("asset", "string", False, "Asset path site/line/asset."),
     Column("sensor", "string", False, "Sensor name within the asset."),
-    Column("asset_class", "string", True, "From the registry row valid at event time (pump, motor, press)."),
-    Column("quantity", "string", False, "temperature, pressure, flow, current, speed, vibration, state."),
+    Column(
+        "asset_class",
+        "string",
+        True,
+        "From the registry row valid at event time (pump, motor, press).",
+    ),
+    Column(
+        "quantity",
+        "string",
+        False,
+        "temperature, pressure, flow, current, speed, vibration, state.",
+    ),
     Column("value", "double", True, "In the canonical unit of the quantity."),
     Column("unit", "string", True, "Canonical unit (degC, bar, A, rpm, m3/h, mm/s)."),
     Column("source_value", "double", True, "As the device sent it."),

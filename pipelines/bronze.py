@@ -1,6 +1,9 @@
-"""Bronze layer: Kafka telemetry to Delta, append only, exactly once, bad records to dead letter."""
+"""Bronze layer: Kafka to Delta, append only, exactly once. Telemetry, lifecycle events and edge
+dead letters land in their tables; records that do not parse land in bronze.dead_letter."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -9,20 +12,26 @@ from pyspark.sql.streaming import StreamingQuery
 from plantlake.config import Settings
 from plantlake.contracts import (
     BRONZE_DEAD_LETTER,
+    BRONZE_LIFECYCLE,
     BRONZE_TELEMETRY,
+    EDGE_DEAD_LETTER_RECORD,
+    LIFECYCLE_KINDS,
+    LIFECYCLE_RECORD,
     QUALITIES,
     RECORD_SCHEMA_VERSION,
     TELEMETRY_RECORD,
 )
+from plantlake.contracts import Column as ContractColumn
 from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER
 from plantlake.pipelines.delta_io import append_once, read_kafka_stream, writer_id
-from plantlake.pipelines.schemas import telemetry_record_schema
+from plantlake.pipelines.schemas import record_schema
 from plantlake.topics import topic
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 # Set by the edge forwarder: (edge_instance, edge_seq) names one edge record, so a record that
 # reached Kafka twice (edge crash between Kafka's ack and the buffer's) can be recognised.
 EDGE_IDENTITY = ("edge_instance", "edge_seq")
+TOPIC_KEYS = ("telemetry", "lifecycle", "dead_letter")
 
 
 def _header(name: str) -> Column:
@@ -31,20 +40,16 @@ def _header(name: str) -> Column:
     return F.when(F.size(matches) > 0, matches[0]["value"].cast("string"))
 
 
-def _parse_error(rec: Column) -> Column:
-    """Why a parsed record is not canonical, or null when it is."""
+def _parse_error(
+    rec: Column, columns: Sequence[ContractColumn], checks: Sequence[Column]
+) -> Column:
+    """Why a parsed record breaks its contract, or null when it does not."""
     reasons = [
         F.when(rec[c.name].isNull(), F.lit(f"{c.name} is missing or of the wrong type"))
-        for c in TELEMETRY_RECORD
+        for c in columns
         if not c.nullable
     ]
-    reasons.append(
-        F.when(~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad"))
-    )
-    reasons.append(
-        F.when(rec["schema_version"] != RECORD_SCHEMA_VERSION, F.lit("unsupported schema_version"))
-    )
-    joined = F.concat_ws("; ", *reasons)
+    joined = F.concat_ws("; ", *reasons, *checks)
     return (
         F.when(~F.col("_json_ok"), F.lit("payload is not a JSON object"))
         .when(joined == "", F.lit(None))
@@ -52,10 +57,13 @@ def _parse_error(rec: Column) -> Column:
     )
 
 
-def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
-    """Kafka rows (one per message) to parsed rows, one per message, with `parse_error`.
+def parse_records(
+    kafka_rows: DataFrame, columns: Sequence[ContractColumn], *, checks=()
+) -> DataFrame:
+    """Kafka rows to parsed rows with `rec` (the record struct) and `parse_error`.
 
-    Grain in and out: one Kafka record. Rows whose `parse_error` is null are canonical records.
+    Grain in and out: one Kafka record. `checks` are extra reasons (Columns, null when fine)
+    computed from `rec`; rows whose `parse_error` is null keep their contract.
     """
     text = F.col("value").cast("string")
     parsed = kafka_rows.select(
@@ -69,13 +77,40 @@ def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
         _header(SEQ_HEADER).cast("long").alias("edge_seq"),
         # from_json turns malformed text into nulls; a JSON object always has a type.
         (F.get_json_object(text, "$").isNotNull() & text.startswith("{")).alias("_json_ok"),
-        F.from_json(text, telemetry_record_schema(), {"mode": "PERMISSIVE"}).alias("rec"),
+        F.from_json(text, record_schema(columns), {"mode": "PERMISSIVE"}).alias("rec"),
     )
-    return parsed.withColumn("parse_error", _parse_error(F.col("rec"))).drop("_json_ok")
+    rec = F.col("rec")
+    error = _parse_error(rec, columns, [check(rec) for check in checks])
+    return parsed.withColumn("parse_error", error).drop("_json_ok")
+
+
+def _telemetry_checks() -> tuple:
+    return (
+        lambda rec: F.when(
+            ~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad")
+        ),
+        lambda rec: F.when(
+            rec["schema_version"] != RECORD_SCHEMA_VERSION, F.lit("unsupported schema_version")
+        ),
+    )
+
+
+def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
+    """Kafka telemetry rows parsed as canonical records (see `parse_records`)."""
+    return parse_records(kafka_rows, TELEMETRY_RECORD, checks=_telemetry_checks())
+
+
+def parse_lifecycle(kafka_rows: DataFrame) -> DataFrame:
+    check = lambda rec: F.when(~rec["kind"].isin(*LIFECYCLE_KINDS), F.lit("unknown lifecycle kind"))  # noqa: E731
+    return parse_records(kafka_rows, LIFECYCLE_RECORD, checks=(check,))
+
+
+def parse_edge_dead_letters(kafka_rows: DataFrame) -> DataFrame:
+    return parse_records(kafka_rows, EDGE_DEAD_LETTER_RECORD)
 
 
 def telemetry_rows(parsed: DataFrame) -> DataFrame:
-    """Canonical rows of bronze.telemetry: the record, event/receive time, lineage, raw payload."""
+    """Rows of bronze.telemetry: the record, event/receive time, lineage, raw payload."""
     return parsed.where(F.col("parse_error").isNull()).select(
         *(F.col(f"rec.{c.name}").alias(c.name) for c in TELEMETRY_RECORD),
         F.timestamp_millis(F.col("rec.event_time_ms")).alias("event_time"),
@@ -85,40 +120,81 @@ def telemetry_rows(parsed: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def dead_letter_rows(parsed: DataFrame) -> DataFrame:
-    """Rows of bronze.dead_letter: what arrived, where from, and why it was refused."""
-    return parsed.where(F.col("parse_error").isNotNull()).select(
-        "kafka_key", *LINEAGE, "raw_value",
-        F.col("parse_error").alias("reason"),
+def lifecycle_rows(parsed: DataFrame) -> DataFrame:
+    """Rows of bronze.lifecycle: the event, its times as timestamps, lineage."""
+    return parsed.where(F.col("parse_error").isNull()).select(
+        *(F.col(f"rec.{c.name}").alias(c.name) for c in LIFECYCLE_RECORD),
+        F.timestamp_millis(F.col("rec.event_time_ms")).alias("event_time"),
+        F.timestamp_millis(F.col("rec.receive_time_ms")).alias("receive_time"),
+        "kafka_key", *LINEAGE, *EDGE_IDENTITY,
         F.current_timestamp().alias("ingest_time"),
     )  # fmt: skip
 
 
+def dead_letter_rows(parsed: DataFrame) -> DataFrame:
+    """Rows of bronze.dead_letter for records bronze could not parse: what arrived and why."""
+    return parsed.where(F.col("parse_error").isNotNull()).select(
+        "kafka_key", *LINEAGE, *EDGE_IDENTITY, "raw_value",
+        F.col("parse_error").alias("reason"),
+        F.lit("bronze").alias("refused_by"),
+        F.lit(None).cast("string").alias("source_protocol"),
+        F.lit(None).cast("string").alias("source_node"),
+        F.lit(None).cast("string").alias("origin"),
+        F.current_timestamp().alias("ingest_time"),
+    )  # fmt: skip
+
+
+def edge_dead_letter_rows(parsed: DataFrame) -> DataFrame:
+    """Rows of bronze.dead_letter for input an edge process refused: its reason, raw bytes, origin."""
+    return parsed.where(F.col("parse_error").isNull()).select(
+        "kafka_key", *LINEAGE, *EDGE_IDENTITY,
+        F.unbase64(F.col("rec.raw")).alias("raw_value"),
+        F.col("rec.reason").alias("reason"),
+        F.lit("edge").alias("refused_by"),
+        F.col("rec.source_protocol").alias("source_protocol"),
+        F.col("rec.source_node").alias("source_node"),
+        F.col("rec.origin").alias("origin"),
+        F.current_timestamp().alias("ingest_time"),
+    )  # fmt: skip
+
+
+def land_batch(batch: DataFrame, settings: Settings, *, app_id: str, batch_id: int) -> None:
+    """Split one micro-batch by topic and append each part to its table, exactly once."""
+    prefix = settings.kafka.topic_prefix
+    names = {key: topic(key).name(prefix) for key in TOPIC_KEYS}
+    batch = batch.persist()
+    try:
+        telemetry = parse_telemetry(batch.where(F.col("topic") == names["telemetry"]))
+        lifecycle = parse_lifecycle(batch.where(F.col("topic") == names["lifecycle"]))
+        edge_dead = parse_edge_dead_letters(batch.where(F.col("topic") == names["dead_letter"]))
+        dead = (
+            dead_letter_rows(telemetry)
+            .unionByName(dead_letter_rows(lifecycle))
+            .unionByName(dead_letter_rows(edge_dead))
+            .unionByName(edge_dead_letter_rows(edge_dead))
+        )
+        lake = settings.lake
+        append_once(
+            telemetry_rows(telemetry), BRONZE_TELEMETRY.path(lake), app_id=app_id, batch_id=batch_id
+        )
+        append_once(
+            lifecycle_rows(lifecycle), BRONZE_LIFECYCLE.path(lake), app_id=app_id, batch_id=batch_id
+        )
+        append_once(dead, BRONZE_DEAD_LETTER.path(lake), app_id=app_id, batch_id=batch_id)
+    finally:
+        batch.unpersist()
+
+
 def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuery:
     """Start the bronze query; `once` processes what is available now and stops."""
-    checkpoint = settings.lake.checkpoint_path("bronze_telemetry")
+    checkpoint = settings.lake.checkpoint_path("bronze")
     app_id = f"bronze:{writer_id(spark, checkpoint)}"
-    telemetry_path = BRONZE_TELEMETRY.path(settings.lake)
-    dead_letter_path = BRONZE_DEAD_LETTER.path(settings.lake)
-
-    def write_batch(batch: DataFrame, batch_id: int) -> None:
-        parsed = parse_telemetry(batch).persist()
-        try:
-            append_once(telemetry_rows(parsed), telemetry_path, app_id=app_id, batch_id=batch_id)
-            append_once(
-                dead_letter_rows(parsed), dead_letter_path, app_id=app_id, batch_id=batch_id
-            )
-        finally:
-            parsed.unpersist()
-
-    source = read_kafka_stream(
-        spark, settings, topic("telemetry").name(settings.kafka.topic_prefix),
-        max_per_trigger=500_000,
-    )  # fmt: skip
-    writer = source.writeStream.queryName("bronze_telemetry").option(
-        "checkpointLocation", checkpoint
-    )
+    topics = [topic(key).name(settings.kafka.topic_prefix) for key in TOPIC_KEYS]
+    source = read_kafka_stream(spark, settings, ",".join(topics), max_per_trigger=500_000)
+    writer = source.writeStream.queryName("bronze").option("checkpointLocation", checkpoint)
     writer = (
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="5 seconds")
     )
-    return writer.foreachBatch(write_batch).start()
+    return writer.foreachBatch(
+        lambda batch, batch_id: land_batch(batch, settings, app_id=app_id, batch_id=batch_id)
+    ).start()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
-from plantlake.contracts import TELEMETRY_RECORD
+from plantlake.contracts import Column
 
 
-def telemetry_record_schema() -> StructType:
-    """The canonical record as a Spark struct; every field nullable so bad input parses to nulls."""
-    return StructType(
-        [StructField(c.name, _parse_datatype_string(c.type), True) for c in TELEMETRY_RECORD]
-    )
+def record_schema(columns: Sequence[Column]) -> StructType:
+    """A record contract as a Spark struct; every field nullable so bad input parses to nulls."""
+    return StructType([StructField(c.name, _parse_datatype_string(c.type), True) for c in columns])

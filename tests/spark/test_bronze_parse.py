@@ -6,7 +6,16 @@ import orjson
 import pytest
 
 from plantlake.demo import demo_readings
-from plantlake.pipelines.bronze import dead_letter_rows, parse_telemetry, telemetry_rows
+from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind
+from plantlake.pipelines.bronze import (
+    dead_letter_rows,
+    edge_dead_letter_rows,
+    lifecycle_rows,
+    parse_edge_dead_letters,
+    parse_lifecycle,
+    parse_telemetry,
+    telemetry_rows,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -68,3 +77,32 @@ def test_edge_identity_comes_from_the_forwarder_headers(spark):
     assert (with_headers.edge_instance, with_headers.edge_seq) == ("abc", 42)
     without = telemetry_rows(parse_telemetry(_kafka_rows(spark, [record]))).first()
     assert (without.edge_instance, without.edge_seq) == (None, None)
+
+
+def test_lifecycle_events_land_and_bad_ones_are_refused(spark):
+    death = LifecycleEvent(
+        LifecycleKind.DEATH, "sparkplug", "line1-gateway", 1_000, 1_005, bd_seq=3
+    )
+    payloads = [
+        orjson.dumps(death.to_record()),
+        orjson.dumps(death.to_record() | {"kind": "exploded"}),
+    ]
+    parsed = parse_lifecycle(_kafka_rows(spark, payloads))
+    [row] = lifecycle_rows(parsed).collect()
+    assert (row.kind, row.source_node, row.bd_seq, row.asset) == ("death", "line1-gateway", 3, None)
+    [bad] = dead_letter_rows(parsed).collect()
+    assert bad.reason == "unknown lifecycle kind" and bad.refused_by == "bronze"
+
+
+def test_edge_dead_letters_keep_the_edge_reason_and_the_raw_bytes(spark):
+    letter = DeadLetter(
+        "sparkplug", "line1-gateway", "unknown alias 99", b"\x00\xffraw", 7, origin="spBv1.0/x"
+    )
+    parsed = parse_edge_dead_letters(_kafka_rows(spark, [orjson.dumps(letter.to_record())]))
+    [row] = edge_dead_letter_rows(parsed).collect()
+    assert (row.reason, row.refused_by, row.source_protocol) == (
+        "unknown alias 99",
+        "edge",
+        "sparkplug",
+    )
+    assert row.raw_value == b"\x00\xffraw" and row.origin == "spBv1.0/x"
