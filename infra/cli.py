@@ -180,6 +180,10 @@ def spark_submit(
     ] = None,
 ) -> None:
     """spark-submit a job to the cluster with plantlake's jars; extra args go to the job."""
+    _exec_spark_submit(script, list(ctx.args), master)
+
+
+def _exec_spark_submit(script: Path, args: list[str], master: str | None) -> None:
     from plantlake.jars import installed_spark_jar_dir
     from plantlake.services.spark_cluster import spark_env, spark_home
     from plantlake.spark import submit_args
@@ -189,24 +193,52 @@ def spark_submit(
     argv = [
         str(spark_home() / "bin" / "spark-submit"),
         *submit_args(settings, jar_dir, master=master or settings.spark.cluster_url),
-        str(script), *ctx.args,
+        str(script), *args,
     ]  # fmt: skip
-    console.print(f"[dim]{' '.join(argv[:3])} ... {script}[/]")
+    console.print(f"[dim]{' '.join(argv[:3])} ... {script} {' '.join(args)}[/]")
     sys.stdout.flush()
     os.execve(argv[0], argv, {**os.environ, **spark_env(settings)})
 
 
+Once = Annotated[bool, typer.Option("--once", help="Process what is available, then stop.")]
+
+
 @pipeline_app.command("run")
 def pipeline_run(
-    layer: Annotated[str, typer.Argument(help="bronze")],
-    once: Annotated[
-        bool, typer.Option("--once", help="Process what is available, then stop.")
-    ] = False,
+    layer: Annotated[str, typer.Argument(help="bronze, silver or gold")], once: Once = False
 ) -> None:
-    """Run a pipeline layer, continuously or once (availableNow)."""
+    """Run a pipeline layer in this process, continuously or once (availableNow)."""
     from plantlake.pipelines.jobs import run_layer
 
     run_layer(_settings(), layer, once=once, console=console)
+
+
+@pipeline_app.command("submit")
+def pipeline_submit(
+    job: Annotated[str, typer.Argument(help="bronze, silver, gold or maintain")],
+    once: Once = False,
+    master: Annotated[
+        str | None, typer.Option(help="Default: the local standalone master.")
+    ] = None,
+) -> None:
+    """spark-submit a pipeline job to the cluster (what the shipped schedules run)."""
+    from plantlake.pipelines import jobs
+
+    if job not in jobs.JOBS:
+        raise PlantlakeError(f"Unknown job {job!r}; jobs are {list(jobs.JOBS)}.")
+    _exec_spark_submit(Path(jobs.__file__), [job, *(["--once"] if once else [])], master)
+
+
+@pipeline_app.command("maintain")
+def pipeline_maintain(
+    retention_hours: Annotated[
+        int, typer.Option(min=168, help="VACUUM keeps this much history.")
+    ] = 168,
+) -> None:
+    """OPTIMIZE (clustered by asset) and VACUUM every lake table."""
+    from plantlake.pipelines.jobs import run_maintenance
+
+    run_maintenance(_settings(), console=console, retention_hours=retention_hours)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
-"""Entry points for the pipeline layers: `plantlake pipeline run LAYER` and spark-submit scripts."""
+"""Entry points of the pipeline layers: `plantlake pipeline run LAYER`, and, as a script, the file
+scheduled jobs hand to spark-submit: `spark-submit pipelines/jobs.py LAYER [--once]`."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import time
 
 from rich.console import Console
@@ -9,22 +12,72 @@ from rich.console import Console
 from plantlake.config import Settings
 from plantlake.errors import ConfigError
 
-LAYERS = ("bronze",)
+# Each layer's module has `run(spark, settings, *, once) -> StreamingQuery | list[StreamingQuery]`.
+LAYERS = {
+    "bronze": "plantlake.pipelines.bronze",
+    "silver": "plantlake.pipelines.silver",
+    "gold": "plantlake.pipelines.gold",
+}
+JOBS = (*LAYERS, "maintain")
 
 
-def run_layer(settings: Settings, layer: str, *, once: bool, console: Console) -> None:
-    """Start one layer's query and wait for it (until done with `once`, else until stopped)."""
-    from plantlake.pipelines import bronze
+def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, spark=None) -> None:
+    """Start one layer's queries and wait (until done with `once`, else until one stops)."""
     from plantlake.spark import get_spark
 
-    runners = {"bronze": bronze.run}
-    if layer not in runners:
+    if layer not in LAYERS:
         raise ConfigError(f"Unknown pipeline layer {layer!r}; known: {list(LAYERS)}.")
-    spark = get_spark(settings, app_name=f"plantlake-{layer}")
+    spark = spark or get_spark(settings, app_name=f"plantlake-{layer}")
     started = time.monotonic()
-    query = runners[layer](spark, settings, once=once)
-    console.print(f"{layer}: query {query.name} started ({'once' if once else 'continuous'})")
-    query.awaitTermination()
-    progress = query.lastProgress or {}
-    console.print(f"{layer}: done in {time.monotonic() - started:.1f}s; "
-                  f"last batch read {progress.get('numInputRows', 0)} rows")  # fmt: skip
+    result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once)
+    queries = result if isinstance(result, list) else [result]
+    console.print(
+        f"{layer}: {', '.join(q.name or q.id for q in queries)} started ({'once' if once else 'continuous'})"
+    )
+    if once:
+        for query in queries:
+            query.awaitTermination()
+    else:
+        spark.streams.awaitAnyTermination()  # raises the failure of the query that stopped
+    rows = sum((q.lastProgress or {}).get("numInputRows", 0) for q in queries)
+    console.print(
+        f"{layer}: done in {time.monotonic() - started:.1f}s; last batch read {rows} rows"
+    )
+
+
+def run_maintenance(
+    settings: Settings, *, console: Console, retention_hours: int, spark=None
+) -> None:
+    from plantlake.pipelines.maintenance import maintain_lake
+    from plantlake.spark import get_spark
+
+    spark = spark or get_spark(settings, app_name="plantlake-maintain")
+    for result in maintain_lake(spark, settings, retention_hours=retention_hours):
+        if result.skipped:
+            console.print(f"{result.table}: skipped ({result.skipped})")
+        else:
+            console.print(f"{result.table}: optimized (clustered by {result.clustered_by or 'nothing'}, "
+                          f"{result.files_removed_by_optimize} files compacted), vacuumed")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The spark-submit entry point: settings come from the environment, as for the CLI."""
+    from plantlake.config import load_settings
+
+    parser = argparse.ArgumentParser(description="Run a plantlake pipeline job.")
+    parser.add_argument("job", choices=JOBS)
+    parser.add_argument("--once", action="store_true", help="process what is available, then stop")
+    parser.add_argument(
+        "--retention-hours", type=int, default=168, help="VACUUM retention (maintain)"
+    )
+    args = parser.parse_args(argv)
+    console = Console()
+    settings = load_settings()
+    if args.job == "maintain":
+        run_maintenance(settings, console=console, retention_hours=args.retention_hours)
+    else:
+        run_layer(settings, args.job, once=args.once, console=console)
+
+
+if __name__ == "__main__":
+    main()
