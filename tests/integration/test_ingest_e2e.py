@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 
@@ -37,27 +36,19 @@ def _start(args, env, log):
 GARBAGE = b"\xff\x00 not a sparkplug payload"
 
 
-def _publish_garbage_as_an_edge_node(settings) -> None:
-    """A misbehaving device: an undecodable payload on its own (permitted) DDATA topic."""
+def _misbehaving_device(settings):
+    """A client with an edge node's credentials, to publish an undecodable payload on its own
+    (permitted) DDATA topic."""
     import paho.mqtt.client as mqtt
 
     node = settings.mqtt.edge_nodes[0]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"garbage-{time.time_ns()}")
-    client.username_pw_set(
-        node.edge_node_id, settings.mqtt.edge_passwords[node.edge_node_id].get_secret_value()
-    )
+    password = settings.mqtt.edge_passwords[node.edge_node_id].get_secret_value()
+    client.username_pw_set(node.edge_node_id, password)
     client.connect(settings.mqtt.host, settings.mqtt.port)
     client.loop_start()
-
-    def later() -> None:
-        time.sleep(12)  # after the host is up and subscribed
-        client.publish(
-            f"spBv1.0/{node.group_id}/DDATA/{node.edge_node_id}/pump-02", GARBAGE, qos=1
-        ).wait_for_publish(10)
-        client.loop_stop()
-        client.disconnect()
-
-    threading.Thread(target=later, daemon=True).start()
+    topic_name = f"spBv1.0/{node.group_id}/DDATA/{node.edge_node_id}/pump-02"
+    return client, topic_name
 
 
 def test_every_protocol_reaches_kafka_through_its_edge_process(isolated_kafka, tmp_path):
@@ -78,7 +69,8 @@ def test_every_protocol_reaches_kafka_through_its_edge_process(isolated_kafka, t
     time.sleep(3)  # let the device servers bind before the clients connect
     procs |= {name: _start(["ingest", name], env, logs[name]) for name in SOURCES}
 
-    _publish_garbage_as_an_edge_node(settings)
+    device, garbage_topic = _misbehaving_device(settings)
+    garbage_sent = False
     plant = build_plant(settings.simulator.seed)
     expected = {p: {a.path for a in plant.by_protocol(p)} for p in ("sparkplug", "modbus", "opcua")}
     expected["daq"] = {a.path for a in plant.assets if any(s.rate_hz for s in a.sensors)}
@@ -107,6 +99,10 @@ def test_every_protocol_reaches_kafka_through_its_edge_process(isolated_kafka, t
                 continue
             if msg.topic().endswith(".lifecycle"):
                 lifecycle.add(f"{record['source_protocol']}:{record['kind']}")
+                if "sparkplug:birth" in lifecycle and not garbage_sent:
+                    # The host has seen a birth, so it is subscribed: now it will get this.
+                    device.publish(garbage_topic, GARBAGE, qos=1).wait_for_publish(10)
+                    garbage_sent = True
                 continue
             assert msg.key().decode() == record["asset"]  # keyed by asset
             seen[record["source_protocol"]].add(record["asset"])
@@ -115,6 +111,8 @@ def test_every_protocol_reaches_kafka_through_its_edge_process(isolated_kafka, t
                 feature_sensors.add(record["sensor"].split(".", 1)[1])
     finally:
         consumer.close()
+        device.loop_stop()
+        device.disconnect()
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
         codes = {name: proc.wait(timeout=60) for name, proc in procs.items()}
