@@ -52,3 +52,15 @@ class SourceError(PlantlakeError):
 
 class SinkError(PlantlakeError):
     code = "sink"
+
+
+class ExpectationFailed(PlantlakeError):
+    """Rows failed a data-quality rule whose action is `fail`: the silver job stops."""
+
+    code = "expectation-failed"
+
+    def __init__(self, message: str, *, rule: str, failed: int, example: str, hint: str):
+        super().__init__(message, hint=hint)
+        self.rule = rule
+        self.failed = failed
+        self.example = example

@@ -1,0 +1,439 @@
+"""Evaluation of the data-quality expectations on silver rows in Spark, and routing by action."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from pyspark.sql import Column, DataFrame, Row, Window
+from pyspark.sql import functions as F
+
+from plantlake.errors import ExpectationFailed
+from plantlake.pipelines.expectations import (
+    EventTimeParams,
+    KnownAssetParams,
+    QualityParams,
+    RangeParams,
+    RateOfChangeParams,
+    Rule,
+    StuckParams,
+)
+
+DQ_FAILURE_TYPE = "struct<rule:string,action:string,reason:string>"
+DQ_FAILURES_TYPE = f"array<{DQ_FAILURE_TYPE}>"
+METRICS_SCHEMA = (
+    "batch_id long, rule string, kind string, action string, checked long, passed long, failed long"
+)
+# Actions that keep a row out of silver.telemetry, most severe first.
+BLOCKING_ACTIONS = ("fail", "quarantine", "drop")
+_TMP = "_dq_"  # prefix of the working columns apply_rules adds and removes
+
+
+class Routed(NamedTuple):
+    """Checked rows by destination (see `split_by_action`)."""
+
+    kept: DataFrame
+    quarantined: DataFrame
+    dropped: DataFrame
+
+
+def _g(x: float) -> str:
+    """A limit as a person writes it: 250, 0.5, -40."""
+    return f"{x:g}"
+
+
+def _num(col: Column) -> Column:
+    """A measured number, rounded for reading (a reason is for people; the row has the value)."""
+    return F.round(col, 3)
+
+
+def _value() -> Column:
+    """The canonical value with NaN as null: Spark orders NaN above every number, so a NaN
+    compared with a maximum would otherwise read as "too high"."""
+    return F.nanvl(F.col("value"), F.lit(None).cast("double"))
+
+
+def _among(column: str, names: tuple[str, ...]) -> Column:
+    return F.col(column).isin(*names) if names else F.lit(True)
+
+
+def rule_scope(rule: Rule) -> Column:
+    """Whether a row is one the rule checks (false for unknown quantities, units, classes)."""
+    p = rule.params
+    if isinstance(p, RangeParams | RateOfChangeParams):
+        scope = (
+            (F.col("quantity") == p.quantity)
+            & F.col("unit").eqNullSafe(p.unit)
+            & _among("asset_class", p.asset_classes)
+            & _among("sensor", p.sensors)
+        )
+    elif isinstance(p, StuckParams):
+        scope = F.col("quantity").isin(*p.quantities)
+    else:
+        scope = F.lit(True)
+    return F.coalesce(scope, F.lit(False))
+
+
+def _for_asset_class() -> Column:
+    return F.when(
+        F.col("asset_class").isNotNull(), F.concat(F.lit(" for a "), F.col("asset_class"))
+    )
+
+
+def _range_failure(p: RangeParams) -> tuple[Column, Column]:
+    """(fails, reason) of a range rule, for rows in its scope."""
+    v = _value()
+    missing = v.isNull() & ~F.coalesce(F.col("quality") == "Bad", F.lit(False))
+    high = v > p.max if p.max is not None else F.lit(False)
+    low = v < p.min if p.min is not None else F.lit(False)
+
+    def beyond(word: str, limit: float | None) -> Column:
+        bound = "maximum" if word == "above" else "minimum"
+        return F.concat(
+            F.format_string(
+                f"%s %s {p.unit} {word} the plausible {bound} {_g(limit or 0.0)} {p.unit}",
+                F.col("sensor"),
+                _num(v),
+            ),
+            F.coalesce(_for_asset_class(), F.lit("")),
+        )
+
+    reason = (
+        F.when(missing, F.format_string("%s has no value but quality %s", "sensor", "quality"))
+        .when(high, beyond("above", p.max))
+        .otherwise(beyond("below", p.min))
+    )
+    return missing | high | low, reason
+
+
+def _event_time_failure(p: EventTimeParams, now_ms: int) -> tuple[Column, Column]:
+    t, received = F.col("event_time_ms"), F.col("receive_time_ms")
+    checks: list[tuple[Column, Column]] = [(t.isNull(), F.lit("event time is missing"))]
+    if p.max_future_seconds is not None:
+        ahead = t - F.lit(now_ms)
+        checks.append((
+            ahead > p.max_future_seconds * 1000,
+            F.format_string(
+                f"event time %s s ahead of the silver job's clock (tolerance "
+                f"{_g(p.max_future_seconds)} s): check the device clock",
+                _num(ahead / 1000),
+            ),
+        ))  # fmt: skip
+    if p.max_ahead_of_receive_seconds is not None:
+        ahead = t - received
+        checks.append((
+            ahead > p.max_ahead_of_receive_seconds * 1000,
+            F.format_string(
+                f"device clock %s s ahead of the edge's receive time (tolerance "
+                f"{_g(p.max_ahead_of_receive_seconds)} s): check the device's time sync",
+                _num(ahead / 1000),
+            ),
+        ))  # fmt: skip
+    if p.max_delay_seconds is not None:
+        late = received - t
+        checks.append((
+            late > p.max_delay_seconds * 1000,
+            F.format_string(
+                f"received %s h after its event time (bound {_g(p.max_delay_seconds / 3600)} h): "
+                "check the device clock",
+                _num(late / 3_600_000),
+            ),
+        ))  # fmt: skip
+    fails = F.lit(False)
+    reason = None
+    for cond, text in checks:
+        cond = F.coalesce(cond, F.lit(False))
+        fails = fails | cond
+        reason = F.when(cond, text) if reason is None else reason.when(cond, text)
+    return fails, reason
+
+
+def _rate_failure(p: RateOfChangeParams) -> tuple[Column, Column]:
+    """Needs the working columns of `_with_sequences`."""
+    v, prev = _value(), F.col(f"{_TMP}prev_value")
+    dt_ms = F.col("event_time_ms") - F.col(f"{_TMP}prev_time")
+    rate = F.abs(v - prev) / (F.greatest(dt_ms, F.lit(p.min_seconds * 1000)) / 1000)
+    fails = F.col(f"{_TMP}usable") & prev.isNotNull() & (rate > p.max_per_second)
+    reason = F.format_string(
+        f"%s %s from %s to %s {p.unit} in %s s (%s {p.unit}/s); the limit for {p.quantity} is "
+        f"{_g(p.max_per_second)} {p.unit}/s",
+        F.col("sensor"),
+        F.when(v > prev, "rose").otherwise("fell"),
+        _num(prev),
+        _num(v),
+        _num(dt_ms / 1000),
+        _num(rate),
+    )
+    return F.coalesce(fails, F.lit(False)), reason
+
+
+def _stuck_failure(p: StuckParams, index: int) -> tuple[Column, Column]:
+    v = _value()
+    since = F.col(f"{_TMP}run_start_{index}")
+    readings = F.col(f"{_TMP}count") - F.col(f"{_TMP}run_first_{index}") + 1
+    span_ms = F.col("event_time_ms") - since
+    allowed = v.isin(*p.allowed_constant_values) if p.allowed_constant_values else F.lit(False)
+    fails = (
+        v.isNotNull()
+        & ~allowed
+        & (readings >= p.min_readings)
+        & (span_ms >= p.min_minutes * 60_000)
+    )
+    change = "without change" if p.epsilon == 0 else f"each within {_g(p.epsilon)} of the last"
+    reason = F.format_string(
+        f"%s stuck at %s %s for %s min (%s readings {change}); a working sensor varies",
+        F.col("sensor"),
+        _num(v),
+        F.coalesce(F.col("unit"), F.lit("")),
+        _num(span_ms / 60_000),
+        readings,
+    )
+    return F.coalesce(fails, F.lit(False)), reason
+
+
+def _failure(rule: Rule, *, now_ms: int, stuck_index: dict[str, int]) -> Column:
+    """The rule's failure struct for a row, or null when the row passes or is out of scope."""
+    p = rule.params
+    if isinstance(p, RangeParams):
+        fails, reason = _range_failure(p)
+    elif isinstance(p, EventTimeParams):
+        fails, reason = _event_time_failure(p, now_ms)
+    elif isinstance(p, KnownAssetParams):
+        fails = F.col("asset_class").isNull()
+        reason = F.format_string(
+            "%s (sensor %s) is not in the asset registry at the reading's event time",
+            "asset",
+            "sensor",
+        )
+    elif isinstance(p, QualityParams):
+        fails = ~F.coalesce(F.col("quality").isin(*p.accepted), F.lit(False))
+        reason = F.format_string(
+            "%s reported quality %s", F.col("sensor"), F.coalesce(F.col("quality"), F.lit("none"))
+        )
+    elif isinstance(p, RateOfChangeParams):
+        fails, reason = _rate_failure(p)
+    elif isinstance(p, StuckParams):
+        fails, reason = _stuck_failure(p, stuck_index[rule.name])
+    else:  # parse_rules admits no other kind
+        raise AssertionError(f"no evaluation for rule kind {rule.kind!r}")
+    return F.when(
+        rule_scope(rule) & fails,
+        F.struct(
+            F.lit(rule.name).alias("rule"),
+            F.lit(rule.action).alias("action"),
+            reason.alias("reason"),
+        ),
+    )
+
+
+def _implausible(rules: Sequence[Rule]) -> Column:
+    """Whether a row's value is outside a range rule it is in scope of (whatever the action)."""
+    flags = [rule_scope(r) & _range_failure(r.params)[0] for r in rules if r.kind == "range"]
+    flag = F.lit(False)
+    for f in flags:
+        flag = flag | F.coalesce(f, F.lit(False))
+    return flag
+
+
+def _with_sequences(
+    rows: DataFrame, rules: Sequence[Rule], *, history: DataFrame | None
+) -> DataFrame:
+    """Rows plus, per row, what the rate-of-change and stuck rules need from the readings of the
+    same sensor before it (in the batch or in `history`), ordered by event time.
+
+    Grain in and out: one reading. Working columns (prefix `_dq_`): usable (a plausible value
+    for comparing: not null/NaN, not Bad, inside its ranges), prev_value/prev_time (the last
+    usable reading before), count (non-null readings so far), and per stuck rule run_start_i
+    and run_first_i (event time and `count` of the reading that began the current run of
+    unchanged values).
+    """
+    t = F.col("event_time_ms")
+    usable = (
+        _value().isNotNull()
+        & F.coalesce(F.col("quality") != "Bad", F.lit(True))
+        & ~_implausible(rules)
+    )
+    batch = rows.withColumns({f"{_TMP}src": F.lit(0), f"{_TMP}usable": usable})
+    if history is not None:
+        # History rows are silver rows, so they passed the range rules already.
+        past = history.select(
+            "asset",
+            "sensor",
+            t.cast("long").alias("event_time_ms"),
+            F.col("value").cast("double").alias("value"),
+            F.lit(1).alias(f"{_TMP}src"),
+        ).withColumn(f"{_TMP}usable", _value().isNotNull())
+        batch = batch.unionByName(past, allowMissingColumns=True)
+    # At equal event times batch rows sort first, so a history row at the time of a batch row
+    # (the batch re-run after it was written) is recognised and left out: the batch row wins.
+    order = Window.partitionBy("asset", "sensor").orderBy(t, f"{_TMP}src", "value")
+    before = order.rowsBetween(Window.unboundedPreceding, -1)
+    upto = order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    src = F.col(f"{_TMP}src")
+    if history is not None:
+        last_batch_time = F.last(F.when(src == 0, t), ignorenulls=True).over(before)
+        batch = batch.withColumn(f"{_TMP}batch_before", last_batch_time).where(
+            ~((src == 1) & F.coalesce(F.col(f"{_TMP}batch_before") == t, F.lit(False)))
+        )
+    v, ok = _value(), F.col(f"{_TMP}usable")
+    seq = batch.withColumns({
+        f"{_TMP}prev_value": F.last(F.when(ok, v), ignorenulls=True).over(before),
+        f"{_TMP}prev_time": F.last(F.when(ok, t), ignorenulls=True).over(before),
+        f"{_TMP}prev_raw": F.last(v, ignorenulls=True).over(before),
+        f"{_TMP}count": F.count(v).over(upto),
+    })  # fmt: skip
+    stuck = [r.params for r in rules if isinstance(r.params, StuckParams)]
+    runs = {}
+    for i, p in enumerate(stuck):
+        prev_raw, count = F.col(f"{_TMP}prev_raw"), F.col(f"{_TMP}count")
+        # A run of unchanged values starts where a value moves more than epsilon from the one
+        # before; null/NaN readings neither start nor end a run.
+        starts = v.isNotNull() & (prev_raw.isNull() | (F.abs(v - prev_raw) > p.epsilon))
+        runs[f"{_TMP}run_start_{i}"] = F.last(F.when(starts, t), ignorenulls=True).over(upto)
+        runs[f"{_TMP}run_first_{i}"] = F.last(F.when(starts, count), ignorenulls=True).over(upto)
+    if runs:
+        seq = seq.withColumns(runs)
+    return seq.where(src == 0)
+
+
+def apply_rules(
+    rows: DataFrame, rules: Sequence[Rule], *, history: DataFrame | None, now_ms: int
+) -> DataFrame:
+    """Evaluate every rule on every row; adds `dq_failures` (DQ_FAILURES_TYPE).
+
+    Grain in and out: one silver reading (deduplicate first). `rows` needs asset, sensor,
+    asset_class, quantity, value (canonical, NaN as missing), unit, quality, event_time_ms and
+    receive_time_ms; other columns pass through. `history`: recent silver rows (asset, sensor,
+    event_time_ms, value) reaching `history_lookback_ms(rules)` before the batch; it gives the
+    first reading of a sensor in the batch its predecessors. `now_ms` is the processing time the
+    event-time rules compare with. Uses window functions: call it on a batch DataFrame (inside
+    foreachBatch), not on a streaming one. `dq_failures` lists every failed rule (any action),
+    empty when all passed.
+    """
+    sequenced = any(isinstance(r.params, RateOfChangeParams | StuckParams) for r in rules)
+    checked = _with_sequences(rows, rules, history=history) if sequenced else rows
+    stuck_index = {
+        r.name: i for i, r in enumerate(r for r in rules if isinstance(r.params, StuckParams))
+    }
+    failures = [_failure(r, now_ms=now_ms, stuck_index=stuck_index) for r in rules]
+    # The extra null keeps the array's type when there are no rules.
+    everything = F.array(F.lit(None).cast(DQ_FAILURE_TYPE), *failures)
+    # One projection (not withColumn + drop): each step re-analyses the whole plan.
+    return checked.select(
+        *rows.columns, F.filter(everything, lambda f: f.isNotNull()).alias("dq_failures")
+    )
+
+
+def _failed(rule_name: str) -> Column:
+    return F.exists("dq_failures", lambda f: f["rule"] == rule_name)
+
+
+def _has_action(*actions: str) -> Column:
+    return F.exists("dq_failures", lambda f: f["action"].isin(*actions))
+
+
+def rule_metrics(checked: DataFrame, rules: Sequence[Rule], *, batch_id: int) -> DataFrame:
+    """One row per rule (METRICS_SCHEMA): rows in its scope (`checked`), passed and failed.
+
+    Grain in: one checked reading (output of `apply_rules`); out: one rule. One aggregation.
+    """
+    if not rules:
+        return checked.sparkSession.createDataFrame([], METRICS_SCHEMA)
+    counts = checked.agg(*(
+        agg
+        for i, rule in enumerate(rules)
+        for agg in (
+            F.count_if(rule_scope(rule)).alias(f"checked_{i}"),
+            F.count_if(_failed(rule.name)).alias(f"failed_{i}"),
+        )
+    ))  # fmt: skip
+    per_rule = [
+        F.struct(
+            F.lit(batch_id).cast("long").alias("batch_id"),
+            F.lit(rule.name).alias("rule"),
+            F.lit(rule.kind).alias("kind"),
+            F.lit(rule.action).alias("action"),
+            F.col(f"checked_{i}").alias("checked"),
+            (F.col(f"checked_{i}") - F.col(f"failed_{i}")).alias("passed"),
+            F.col(f"failed_{i}").alias("failed"),
+        )
+        for i, rule in enumerate(rules)
+    ]
+    return counts.select(F.explode(F.array(*per_rule)).alias("m")).select("m.*")
+
+
+def split_by_action(checked: DataFrame) -> Routed:
+    """Route checked rows by their most severe failed action: fail > quarantine > drop > warn.
+
+    - kept: no failure of action drop, quarantine or fail; `dq_failures` is replaced by
+      `dq_warnings` (names of the failed warn rules, empty when none).
+    - quarantined: a quarantine rule failed (or a fail rule, should the job not have stopped);
+      keeps `dq_failures`, every failed rule with its reason, for the reviewing planner.
+    - dropped: the worst failure is a drop rule; keeps `dq_failures` (dq_metrics counts them).
+    Grain in and out: one reading; each row lands in exactly one of the three.
+    """
+    kept = checked.where(~_has_action(*BLOCKING_ACTIONS))
+    warnings = F.transform(
+        F.filter("dq_failures", lambda f: f["action"] == "warn"), lambda f: f["rule"]
+    )
+    return Routed(
+        kept=kept.withColumn("dq_warnings", warnings).drop("dq_failures"),
+        quarantined=checked.where(_has_action("quarantine", "fail")),
+        dropped=checked.where(_has_action("drop") & ~_has_action("quarantine", "fail")),
+    )
+
+
+def raise_on_fail_rules(
+    checked: DataFrame,
+    rules: Sequence[Rule],
+    *,
+    metrics: Sequence[Row] | None = None,
+    batch_id: int | None = None,
+) -> None:
+    """Raise ExpectationFailed if a row failed a rule whose action is `fail`.
+
+    With `metrics` (the collected `rule_metrics` rows of this batch) it runs no Spark job unless
+    a fail rule failed; then it fetches one example row for the message.
+    """
+    fail_rules = {r.name: r for r in rules if r.action == "fail"}
+    if not fail_rules:
+        return
+    if metrics is not None:
+        failed = {m["rule"]: m["failed"] for m in metrics if m["rule"] in fail_rules}
+        if not any(failed.values()):
+            return
+        name = next(n for n in fail_rules if failed.get(n))
+        count = failed[name]
+    else:
+        first = checked.where(_has_action("fail")).select("dq_failures").first()
+        if first is None:
+            return
+        name = next(f["rule"] for f in first["dq_failures"] if f["action"] == "fail")
+        count = checked.where(_failed(name)).count()
+    row = (
+        checked.where(_failed(name))
+        .select(
+            "asset",
+            "sensor",
+            "event_time_ms",
+            F.filter("dq_failures", lambda f: f["rule"] == name)[0]["reason"].alias("reason"),
+        )
+        .first()
+    )
+    example = (
+        f"{row['asset']} {row['sensor']} at event_time_ms {row['event_time_ms']}: {row['reason']}"
+    )
+    rule = fail_rules[name]
+    in_batch = f" in batch {batch_id}" if batch_id is not None else ""
+    raise ExpectationFailed(
+        f"silver.telemetry: expectation {name!r} (action fail) failed for {count} row(s)"
+        f"{in_batch}, e.g. {example}.",
+        rule=name,
+        failed=count,
+        example=example,
+        hint=(
+            "The silver job stopped so that no such row lands. Fix the data at its source, or "
+            f"change the rule's action in {rule.source or 'expectations/'} to quarantine or "
+            "drop; then restart the job (the batch is retried)."
+        ),
+    )
