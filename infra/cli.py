@@ -229,6 +229,24 @@ def pipeline_submit(
     _exec_spark_submit(Path(jobs.__file__), [job, *(["--once"] if once else [])], master)
 
 
+reference_app = typer.Typer(no_args_is_help=True, help="Reference data: asset registry and units.")
+app.add_typer(reference_app, name="reference")
+
+
+@reference_app.command("load")
+def reference_load(seed: Seed = None) -> None:
+    """(Re)write reference.units and reference.asset_registry (from the simulated plant)."""
+    from plantlake.ingest.simulator.plant import build_plant
+    from plantlake.pipelines.silver import load_reference
+    from plantlake.spark import get_spark
+
+    settings = _with_simulator(_settings(), None, seed)
+    spark = get_spark(settings, app_name="plantlake-reference")
+    written = load_reference(spark, settings, build_plant(settings.simulator.seed))
+    for table, rows in written.items():
+        console.print(f"{table}: {rows} rows")
+
+
 @pipeline_app.command("maintain")
 def pipeline_maintain(
     retention_hours: Annotated[
