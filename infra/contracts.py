@@ -173,11 +173,19 @@ GOLD_TELEMETRY_5M = TableRef(
     comment="5-minute event-time aggregates: mean, std, min, max, count, p95.",
 )  # fmt: skip
 
+GOLD_LATE_DATA = TableRef(
+    "gold", "late_data",
+    key=("gold_table", "asset", "sensor", "event_time_ms", "sequence"),
+    writer="plantlake pipeline run gold",
+    comment="Good readings that reached gold after their aggregate window closed: window, "
+    "watermark, lateness, arrival batch. The readings stay in silver.telemetry.",
+)  # fmt: skip
+
 TABLES: tuple[TableRef, ...] = (
     BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
     SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS,
-    GOLD_TWIN_STATE, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,
+    GOLD_TWIN_STATE, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M, GOLD_LATE_DATA,
 )  # fmt: skip
 
 # Columns of silver.telemetry, the contract between silver (writer) and gold and features
