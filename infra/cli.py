@@ -229,6 +229,23 @@ def pipeline_submit(
     _exec_spark_submit(Path(jobs.__file__), [job, *(["--once"] if once else [])], master)
 
 
+@app.command()
+def validate(
+    docs_dir: Annotated[
+        Path | None, typer.Option(help="Default: $PLANTLAKE_HOME/data-docs.")
+    ] = None,
+) -> None:
+    """Great Expectations checkpoint over silver and gold from the same YAML rules; Data Docs HTML."""
+    from plantlake.pipelines.validate import format_report, validate_lake
+    from plantlake.spark import get_spark
+
+    settings = _settings()
+    spark = get_spark(settings, app_name="plantlake-validate")
+    report = validate_lake(spark, settings, docs_dir=docs_dir)
+    print(format_report(report))
+    raise typer.Exit(0 if report.success else 1)
+
+
 reference_app = typer.Typer(no_args_is_help=True, help="Reference data: asset registry and units.")
 app.add_typer(reference_app, name="reference")
 
