@@ -154,6 +154,10 @@ SILVER_DQ_METRICS = TableRef(
     writer="plantlake pipeline run silver",
     comment="Per micro-batch and rule: rows checked, passed, failed, and the action taken.",
 )  # fmt: skip
+# gold.twin_state's liveness verdicts: a silent dead sensor must never read as a healthy one.
+ALIVE, STALE, DEAD = "alive", "stale", "dead"
+TWIN_STATUSES = (ALIVE, STALE, DEAD)
+
 GOLD_TWIN_STATE = TableRef(
     "gold", "twin_state",
     key=("asset", "sensor"),

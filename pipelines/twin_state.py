@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-ALIVE, STALE, DEAD = "alive", "stale", "dead"
+from plantlake.contracts import ALIVE, DEAD, STALE
 
 KEY = ("asset", "sensor")
 # What "newer" means everywhere in gold (latest_state, the twin-state MERGE): event time first,

@@ -29,6 +29,7 @@ from plantlake.contracts import (
     GOLD_TELEMETRY_5M,
     GOLD_TWIN_STATE,
     SILVER_TELEMETRY,
+    TWIN_STATUSES,
     TableRef,
 )
 from plantlake.errors import SourceError
@@ -54,8 +55,6 @@ WARN_MOSTLY = 0.95
 # below their min (3 x 0.7 sums to 2.0999999999999996). 1e-6 in canonical units is far below any
 # sensor's resolution and far above the rounding of a few thousand values.
 MEAN_TOLERANCE = 1e-6
-# gold.twin_state's liveness verdicts (pipelines/twin_state.py ALIVE, STALE, DEAD).
-TWIN_STATUSES = ("alive", "stale", "dead")
 STREAM_ONLY = "stream-only"
 SKIPPED_MISSING = "skipped: does not exist yet"
 
