@@ -103,3 +103,24 @@ def get_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def register_lake_tables(spark, settings: Settings) -> list[str]:
+    """Make every existing lake table addressable by name (`spark.table("silver.telemetry")`).
+
+    The names live in this session's catalog only, pointing at the Delta tables in the lake;
+    tables not written yet are left out. Returns the names registered.
+    """
+    from delta.tables import DeltaTable
+
+    from plantlake.contracts import TABLES
+
+    registered = []
+    for ref in TABLES:
+        path = ref.path(settings.lake)
+        if not DeltaTable.isDeltaTable(spark, path):
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {ref.layer}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.name} USING DELTA LOCATION '{path}'")
+        registered.append(ref.name)
+    return registered
