@@ -18,7 +18,7 @@ from plantlake.errors import PlantlakeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 spark_app = typer.Typer(no_args_is_help=True, help="Spark: jars and cluster submission.")
-pipeline_app = typer.Typer(no_args_is_help=True, help="Medallion pipelines (bronze, ...).")
+pipeline_app = typer.Typer(no_args_is_help=True, help="Medallion pipelines: bronze, silver, gold.")
 app.add_typer(spark_app, name="spark")
 app.add_typer(pipeline_app, name="pipeline")
 
@@ -97,7 +97,7 @@ def status(
 def demo(
     seconds: Annotated[float, typer.Option(min=5, help="How long the plant runs.")] = 40.0,
 ) -> None:
-    """Run the simulated plant through edge processes into Kafka and bronze; print what landed."""
+    """The end-to-end demo: simulated plant, edge processes, Kafka, bronze, silver and gold."""
     from plantlake.demo import run_demo
     from plantlake.services import stack
 
