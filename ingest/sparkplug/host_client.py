@@ -36,6 +36,7 @@ from plantlake.ingest.sparkplug.topics import (
 
 log = logging.getLogger(__name__)
 _RECONNECTED = "<reconnected>"
+MAX_BATCH = 200  # MQTT messages handled per buffer append
 
 
 def _now_ms() -> int:
@@ -132,25 +133,43 @@ class HostClient:
                         hint="`plantlake up` writes the broker's password file from the settings.",
                     )
                 try:
-                    topic, payload, received = self._inbox.get(timeout=self._tick_s)
+                    batch = [self._inbox.get(timeout=self._tick_s)]
                 except queue.Empty:
-                    pass
-                else:
+                    batch = []
+                # Whatever else is already waiting goes into the same buffer append: one
+                # transaction per batch instead of per payload. (The broker considered these
+                # delivered when they were enqueued, so batching widens no loss window.)
+                while batch and len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                outputs = []
+                for topic, payload, received in batch:
                     if topic == _RECONNECTED:
                         self.sink.lifecycle(LifecycleEvent(
                             LifecycleKind.RECONNECTED, SOURCE_PROTOCOL,
                             mqtt_settings.host_app_id, received, received,
                         ))  # fmt: skip
                     else:
-                        self._emit(self.host.handle(topic, payload, received))
+                        outputs.append(self.host.handle(topic, payload, received))
+                if outputs:
+                    self._emit_all(outputs)
                 if time.monotonic() >= next_tick:
                     self._emit(self.host.tick(_now_ms()))
                     next_tick = time.monotonic() + self._tick_s
         finally:
             self._shutdown()
 
-    def _emit(self, out: HostOutput) -> None:
-        if out.readings:
+    def _emit_all(self, outputs: list[HostOutput]) -> None:
+        readings = [r for out in outputs for r in out.readings]
+        if readings:
+            self.sink.readings(readings)
+        for out in outputs:
+            self._emit(out, readings=False)
+
+    def _emit(self, out: HostOutput, *, readings: bool = True) -> None:
+        if readings and out.readings:
             self.sink.readings(out.readings)
         for event in out.events:
             self.sink.lifecycle(event)
