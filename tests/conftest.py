@@ -1,1 +1,3 @@
-"""Shared fixtures: every test gets an isolated PLANTLAKE_HOME unless it asks for the real stack."""
+"""Test tiers are pytest markers (pyproject.toml): unmarked tests are pure; `spark` tests share the
+session in tests/spark/conftest.py; `integration` tests start the real stack through
+tests/integration/conftest.py (`plantlake up`, idempotent)."""
