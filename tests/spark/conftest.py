@@ -23,3 +23,11 @@ def spark(lake_settings):
     session = get_spark(lake_settings, app_name="plantlake-tests", master="local[2]")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def own_lake(lake_settings, tmp_path) -> Settings:
+    """Settings with a lake of this test's own, for tests that need to know every table in it
+    (the session lake collects tables from every Spark test)."""
+    lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
+    return lake_settings.model_copy(update={"lake": lake})

@@ -2,17 +2,14 @@
 
 import pytest
 
-from plantlake.config import LakeSettings
 from plantlake.contracts import BRONZE_TELEMETRY, TABLES
 from plantlake.pipelines.maintenance import maintain_lake
 
 pytestmark = pytest.mark.spark
 
 
-def test_maintenance_clusters_compacts_and_skips_missing_tables(spark, lake_settings, tmp_path):
-    # A lake of its own: other Spark tests write real tables into the shared one.
-    lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
-    lake_settings = lake_settings.model_copy(update={"lake": lake})
+def test_maintenance_clusters_compacts_and_skips_missing_tables(spark, own_lake):
+    lake_settings = own_lake
     path = BRONZE_TELEMETRY.path(lake_settings.lake)
     for i in range(3):  # three small files to compact
         spark.createDataFrame([(f"p/l/a{i}", "t", float(i))], "asset string, sensor string, value double") \

@@ -2,17 +2,14 @@
 
 import pytest
 
-from plantlake.config import LakeSettings
 from plantlake.contracts import GOLD_TWIN_STATE, SILVER_QUARANTINE
 from plantlake.spark import register_lake_tables
 
 pytestmark = pytest.mark.spark
 
 
-def test_existing_tables_are_registered_by_layer_and_name(spark, lake_settings, tmp_path):
-    # A lake of its own: other Spark tests write tables into the shared one.
-    lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
-    lake_settings = lake_settings.model_copy(update={"lake": lake})
+def test_existing_tables_are_registered_by_layer_and_name(spark, own_lake):
+    lake_settings = own_lake
     spark.sql("DROP TABLE IF EXISTS silver.quarantine")
     path = SILVER_QUARANTINE.path(lake_settings.lake)
     spark.createDataFrame([("p/l/a", "open")], "asset string, review_status string").write.format(

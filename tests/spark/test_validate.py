@@ -37,7 +37,8 @@ def _silver_row(asset, sensor, asset_class, quantity, value, unit, offset_s):
     }  # fmt: skip
 
 
-def test_validate_finds_the_range_violation_and_the_bad_twin_status(spark, lake_settings, tmp_path):
+def test_validate_finds_the_range_violation_and_the_bad_twin_status(spark, own_lake, tmp_path):
+    lake_settings = own_lake
     schema = StructType(
         [
             StructField(c.name, _parse_datatype_string(c.type), c.nullable)
