@@ -49,21 +49,24 @@ def parse_security(
     return policy, mode
 
 
-async def client_certificate(pki: Path) -> tuple[Path, Path]:
-    """The edge client's certificate (DER) and private key (PEM), generated on first use."""
-    folder = pki / "opcua-client"
+async def self_signed_certificate(
+    folder: Path, uri: str, usage: ExtendedKeyUsageOID
+) -> tuple[Path, Path]:
+    """A self-signed certificate (DER) and private key (PEM) in `folder`, generated on first use."""
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / "cert.der", folder / "key.pem"
     await cert_gen.setup_self_signed_certificate(
-        key,
-        cert,
-        CLIENT_URI,
-        socket.gethostname(),
-        [ExtendedKeyUsageOID.CLIENT_AUTH],
-        {"organizationName": "plantlake"},
+        key, cert, uri, socket.gethostname(), [usage], {"organizationName": "plantlake"}
     )
     key.chmod(0o600)
     return cert, key
+
+
+async def client_certificate(pki: Path) -> tuple[Path, Path]:
+    """The edge client's certificate and key, generated on first use."""
+    return await self_signed_certificate(
+        pki / "opcua-client", CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH
+    )
 
 
 async def connect(opcua: OpcUaSettings, pki: Path, *, timeout_s: float = 10.0) -> Client:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import socket
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from asyncua import Server, ua
-from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.history import HistoryDict
 from asyncua.server.history_sql import HistorySQLite
@@ -35,6 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from plantlake.config import Settings
 from plantlake.errors import ConfigError, SourceError
+from plantlake.ingest.opcua.connection import self_signed_certificate
 from plantlake.ingest.opcua.model import (
     NAMESPACE_URI,
     SensorVariable,
@@ -429,20 +428,10 @@ class OpcUaDeviceServer:
 
 
 async def server_certificate(pki: Path) -> tuple[Path, Path]:
-    """The simulator's certificate (DER) and private key (PEM), generated on first use."""
-    folder = pki / "opcua-server"
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / "cert.der", folder / "key.pem"
-    await cert_gen.setup_self_signed_certificate(
-        key,
-        cert,
-        SERVER_URI,
-        socket.gethostname(),
-        [ExtendedKeyUsageOID.SERVER_AUTH],
-        {"organizationName": "plantlake"},
+    """The simulator's certificate and key, generated on first use."""
+    return await self_signed_certificate(
+        pki / "opcua-server", SERVER_URI, ExtendedKeyUsageOID.SERVER_AUTH
     )
-    key.chmod(0o600)
-    return cert, key
 
 
 async def run_opcua_server(
