@@ -181,6 +181,22 @@ class LakeSettings(_Section):
         }
 
 
+class ModelSettings(_Section):
+    """Predictive maintenance: feature grid, labels, the registered models and the alert policy."""
+
+    failure_model: str = "plantlake-failure-predictor"
+    anomaly_model: str = "plantlake-anomaly-detector"
+    feature_step_minutes: int = Field(5, gt=0, description="Grid of gold.features per asset.")
+    horizon_hours: float = Field(24.0, gt=0, description="Label: a failure within this horizon.")
+    label_every_minutes: int = Field(60, gt=0, description="One label time per asset this often.")
+    max_staleness_minutes: int = Field(30, gt=0, description="Oldest feature row a label may use.")
+    split_gap_hours: float = Field(24.0, ge=0, description="Gap between train and validation.")
+    validation_fraction: float = Field(0.3, gt=0, lt=1)
+    alert_budget: float = Field(
+        0.05, gt=0, lt=1, description="Share of asset-hours a model may flag (recall is measured at it)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything plantlake needs to know about where things are."""
 
@@ -200,6 +216,7 @@ class Settings(BaseSettings):
     opcua: OpcUaSettings = OpcUaSettings()
     modbus: ModbusSettings = ModbusSettings()
     edge: EdgeSettings = EdgeSettings()
+    models: ModelSettings = ModelSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -185,11 +185,46 @@ GOLD_LATE_DATA = TableRef(
     "watermark, lateness, arrival batch. The readings stay in silver.telemetry.",
 )  # fmt: skip
 
+# Issue 5: maintenance ground truth, features, training sets, predictions and work orders.
+SILVER_MAINTENANCE_EVENTS = TableRef(
+    "silver", "maintenance_events",
+    key=("asset", "event", "event_time_ms"),
+    writer="plantlake pipeline run cmms",
+    comment="Failures, repairs and inspections from the CMMS export: the ML ground truth.",
+)  # fmt: skip
+GOLD_FEATURES = TableRef(
+    "gold", "features",
+    key=("asset", "feature_time_ms"),
+    writer="plantlake pipeline run features (batch) and plantlake pipeline run scoring (stream)",
+    comment="Per asset every 5 minutes: rolling statistics over event time, stamped with the time "
+    "they became knowable. One code path for training and scoring.",
+)  # fmt: skip
+GOLD_TRAINING_SETS = TableRef(
+    "gold", "training_sets",
+    key=("run_id", "asset", "label_time_ms"),
+    writer="plantlake models train",
+    comment="Every training run's labelled rows (features as of each label time, split), by run.",
+)  # fmt: skip
+GOLD_PREDICTIONS = TableRef(
+    "gold", "predictions",
+    key=("model_name", "model_version", "asset", "feature_time_ms"),
+    writer="plantlake models score (batch) and plantlake pipeline run scoring (stream)",
+    comment="Scores of the champion models per asset and feature time.",
+)  # fmt: skip
+GOLD_WORK_ORDERS = TableRef(
+    "gold", "work_orders",
+    key=("work_order_id",),
+    writer="plantlake models score and plantlake pipeline run scoring",
+    comment="At most one open work order per asset and failure mode, with the evidence that fired it.",
+)  # fmt: skip
+
 TABLES: tuple[TableRef, ...] = (
     BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
     SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS,
     GOLD_TWIN_STATE, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M, GOLD_LATE_DATA,
+    SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
+    GOLD_WORK_ORDERS,
 )  # fmt: skip
 
 # Columns of silver.telemetry, the contract between silver (writer) and gold and features
