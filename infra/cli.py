@@ -18,9 +18,15 @@ from plantlake.errors import PlantlakeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 spark_app = typer.Typer(no_args_is_help=True, help="Spark: jars and cluster submission.")
-pipeline_app = typer.Typer(no_args_is_help=True, help="Medallion pipelines: bronze, silver, gold.")
+pipeline_app = typer.Typer(
+    no_args_is_help=True, help="Medallion pipelines: bronze, silver, gold, features."
+)
 app.add_typer(spark_app, name="spark")
 app.add_typer(pipeline_app, name="pipeline")
+models_app = typer.Typer(
+    no_args_is_help=True, help="Predictive maintenance: train, promote, roll back, score (MLflow)."
+)
+app.add_typer(models_app, name="models")
 
 
 # Logs and CI are read wider than a terminal's default 80 columns.
@@ -205,7 +211,8 @@ Once = Annotated[bool, typer.Option("--once", help="Process what is available, t
 
 @pipeline_app.command("run")
 def pipeline_run(
-    layer: Annotated[str, typer.Argument(help="bronze, silver or gold")], once: Once = False
+    layer: Annotated[str, typer.Argument(help="bronze, silver, gold or features")],
+    once: Once = False,
 ) -> None:
     """Run a pipeline layer in this process, continuously or once (availableNow)."""
     from plantlake.pipelines.jobs import run_layer
@@ -215,7 +222,7 @@ def pipeline_run(
 
 @pipeline_app.command("submit")
 def pipeline_submit(
-    job: Annotated[str, typer.Argument(help="bronze, silver, gold or maintain")],
+    job: Annotated[str, typer.Argument(help="bronze, silver, gold, features or maintain")],
     once: Once = False,
     master: Annotated[
         str | None, typer.Option(help="Default: the local standalone master.")

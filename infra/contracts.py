@@ -195,7 +195,7 @@ SILVER_MAINTENANCE_EVENTS = TableRef(
 GOLD_FEATURES = TableRef(
     "gold", "features",
     key=("asset", "feature_time_ms"),
-    writer="plantlake pipeline run features (batch) and plantlake pipeline run scoring (stream)",
+    writer="plantlake pipeline run features",
     comment="Per asset every 5 minutes: rolling statistics over event time, stamped with the time "
     "they became knowable. One code path for training and scoring.",
 )  # fmt: skip
@@ -208,13 +208,13 @@ GOLD_TRAINING_SETS = TableRef(
 GOLD_PREDICTIONS = TableRef(
     "gold", "predictions",
     key=("model_name", "model_version", "asset", "feature_time_ms"),
-    writer="plantlake models score (batch) and plantlake pipeline run scoring (stream)",
+    writer="plantlake pipeline run features (streaming scoring) or plantlake models score (batch)",
     comment="Scores of the champion models per asset and feature time.",
 )  # fmt: skip
 GOLD_WORK_ORDERS = TableRef(
     "gold", "work_orders",
     key=("work_order_id",),
-    writer="plantlake models score and plantlake pipeline run scoring",
+    writer="plantlake pipeline run features (streaming scoring) or plantlake models score (batch)",
     comment="At most one open work order per asset and failure mode, with the evidence that fired it.",
 )  # fmt: skip
 

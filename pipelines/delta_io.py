@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -61,6 +63,26 @@ def append_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None
         .option("mergeSchema", "true")
         .save(path)
     )
+
+
+_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+
+@contextmanager
+def idempotent_dml(session: SparkSession, *, app_id: str, batch_id: int) -> Iterator[None]:
+    """Make the Delta DML inside (MERGE) a no-op when (app_id, batch_id) already committed.
+
+    DML has no writer options, so Delta reads the pair from session confs; in foreachBatch the
+    session is the query's own clone, so other queries' writes never see them.
+    """
+    session.conf.set(_TXN_APP_ID, app_id)
+    session.conf.set(_TXN_VERSION, str(batch_id))
+    try:
+        yield
+    finally:
+        session.conf.unset(_TXN_APP_ID)
+        session.conf.unset(_TXN_VERSION)
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame:

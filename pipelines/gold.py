@@ -13,8 +13,7 @@ changes nothing that already committed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
@@ -41,7 +40,7 @@ from plantlake.pipelines.aggregates import (
     recompute_windows,
     watermarks,
 )
-from plantlake.pipelines.delta_io import append_once, read_delta, writer_id
+from plantlake.pipelines.delta_io import append_once, idempotent_dml, read_delta, writer_id
 from plantlake.pipelines.twin_state import (
     DEFAULT_FRESHNESS_SLO_MS,
     DEFAULT_SLO_MS,
@@ -56,8 +55,6 @@ from plantlake.pipelines.twin_state import (
 )
 
 WINDOW_TABLES: Mapping[str, TableRef] = {"1m": GOLD_TELEMETRY_1M, "5m": GOLD_TELEMETRY_5M}
-_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
-_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _TICK = "_gold_tick"
 
 
@@ -95,22 +92,6 @@ class GoldPaths:
         )
 
 
-@contextmanager
-def _idempotent(session: SparkSession, *, app_id: str, batch_id: int) -> Iterator[None]:
-    """Make the Delta DML inside (MERGE) a no-op when (app_id, batch_id) already committed.
-
-    DML has no writer options, so Delta reads the pair from session confs; in foreachBatch the
-    session is the query's own clone, so other queries' writes never see them.
-    """
-    session.conf.set(_TXN_APP_ID, app_id)
-    session.conf.set(_TXN_VERSION, str(batch_id))
-    try:
-        yield
-    finally:
-        session.conf.unset(_TXN_APP_ID)
-        session.conf.unset(_TXN_VERSION)
-
-
 def _read_if_exists(session: SparkSession, path: str) -> DataFrame | None:
     return read_delta(session, path) if DeltaTable.isDeltaTable(session, path) else None
 
@@ -122,7 +103,7 @@ def merge_windows(source: DataFrame, path: str, *, app_id: str, batch_id: int) -
         append_once(source, path, app_id=app_id, batch_id=batch_id)
         return
     on = "t.asset = s.asset AND t.sensor = s.sensor AND t.window_start_ms = s.window_start_ms"
-    with _idempotent(session, app_id=app_id, batch_id=batch_id):
+    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
         (
             DeltaTable.forPath(session, path).alias("t")
             .merge(source.alias("s"), on)
@@ -146,7 +127,7 @@ def merge_twin_state(source: DataFrame, path: str, *, app_id: str, batch_id: int
     keep_since = "CASE WHEN t.status = s.status THEN t.status_since ELSE s.status_since END"
     status = {c: f"s.{c}" for c in LIVENESS_COLUMNS} | {"status_since": keep_since}
     everything = {c: f"s.{c}" for c in STATE_COLUMNS} | status
-    with _idempotent(session, app_id=app_id, batch_id=batch_id):
+    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
         (
             DeltaTable.forPath(session, path).alias("t")
             .merge(source.alias("s"), "t.asset = s.asset AND t.sensor = s.sensor")

@@ -17,6 +17,8 @@ LAYERS = {
     "bronze": "plantlake.pipelines.bronze",
     "silver": "plantlake.pipelines.silver",
     "gold": "plantlake.pipelines.gold",
+    # gold.features, and streaming scoring with the champion models when there are any.
+    "features": "plantlake.pipelines.gold_features",
 }
 JOBS = (*LAYERS, "maintain")
 
