@@ -1,0 +1,210 @@
+"""Scoring end to end: a registered champion scores gold.features in batch and from the streaming
+hook, into gold.predictions once per key, one open work order per asset and mode, an alarm on
+Kafka, and a repair in silver.maintenance_events that closes the order on the next run."""
+
+import json
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+from rich.console import Console
+
+from plantlake.contracts import (
+    GOLD_FEATURES,
+    GOLD_PREDICTIONS,
+    GOLD_WORK_ORDERS,
+    SILVER_MAINTENANCE_EVENTS,
+)
+from plantlake.pipelines.features import FEATURE_COLUMNS, FEATURE_VERSION, OUTPUT_COLUMNS
+from plantlake.pipelines.gold_features import FEATURE_SCHEMA
+from plantlake.topics import topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
+
+STEP = 5 * 60_000
+T0 = 1_780_000_000_000 // STEP * STEP
+PUMP, MOTOR, PRESS = "plant1/line1/pump-01", "plant1/line1/motor-01", "plant1/line2/press-01"
+CLASSES = {PUMP: "pump", MOTOR: "motor", PRESS: "press"}
+THRESHOLD = 0.5
+
+
+def feature_rows(asset: str, steps: range, *, wearing: set[int] = frozenset()) -> pd.DataFrame:
+    """OUTPUT_COLUMNS rows: calm signals, and bearing wear (high vibration) at `wearing` steps."""
+    rows = []
+    for i in steps:
+        values = {c: 1.0 for c in FEATURE_COLUMNS}
+        vib = 9.0 if i in wearing else 2.0 + 0.01 * i
+        values.update(vibration_rms_mean_15m=vib, vibration_rms_mean_1h=vib,
+                      vibration_rms_max_1h=vib + 1, temperature_mean_1h=60.0 + (i in wearing) * 25,
+                      vibration_rms_trend_24h=0.4 if i in wearing else 0.0)  # fmt: skip
+        t = T0 + i * STEP
+        rows.append({"asset": asset, "asset_class": CLASSES[asset], "feature_time_ms": t,
+                     "knowable_at_ms": t + 1000, "readings": 40,
+                     "feature_version": FEATURE_VERSION, **values})  # fmt: skip
+    return pd.DataFrame(rows)[list(OUTPUT_COLUMNS)]
+
+
+def as_gold(spark, frame: pd.DataFrame):
+    """Feature rows with the columns gold.features has (as the feature job writes them)."""
+    return spark.createDataFrame(frame, FEATURE_SCHEMA).select(
+        "asset", "asset_class",
+        F.timestamp_millis("feature_time_ms").alias("feature_time"), "feature_time_ms",
+        F.timestamp_millis("knowable_at_ms").alias("knowable_at"), "knowable_at_ms",
+        "readings", "feature_version", *FEATURE_COLUMNS,
+        F.current_timestamp().alias("computed_at"),
+    )  # fmt: skip
+
+
+def register_champion(settings, name: str) -> str:
+    """A tiny failure model trained on synthetic rows, registered with the promotion's tags and
+    the alias `champion`; returns its version."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from plantlake.models.pyfunc import RiskScoreModel
+
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame(rng.uniform(0, 3, size=(400, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
+    x["vibration_rms_mean_1h"] = rng.uniform(1, 12, size=400)
+    y = (x["vibration_rms_mean_1h"] > 6).astype(int)
+    estimator = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    model = RiskScoreModel(estimator, kind="failure", threshold=THRESHOLD)
+    mlflow.set_tracking_uri(settings.mlflow.uri)
+    mlflow.set_experiment("plantlake-test-scoring")
+    example = x.head(5)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, input_example=example,
+            signature=infer_signature(example, model.scores(example)), registered_model_name=name,
+        )  # fmt: skip
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    tags = {"kind": "failure", "alert_threshold": repr(THRESHOLD), "horizon_hours": "24.0"}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return version
+
+
+def consume_all(settings, name: str, *, settle: float = 5.0, timeout: float = 60.0) -> list:
+    """Every message on a topic: polls until `settle` seconds pass with nothing new."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([name])
+    messages, quiet_since, deadline = [], time.monotonic(), time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            messages.append(msg)
+            quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return messages
+
+
+def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarms(
+    isolated_kafka, spark
+):
+    from mlflow.tracking import MlflowClient
+
+    from plantlake.models.scoring import champion, run_batch_scoring, streaming_scorer
+
+    run = uuid.uuid4().hex[:8]
+    settings = isolated_kafka.model_copy(
+        update={"models": isolated_kafka.models.model_copy(update={
+            "failure_model": f"test-failure-{run}", "anomaly_model": f"test-anomaly-{run}"})}
+    )  # fmt: skip
+    lake, name = settings.lake, settings.models.failure_model
+    console = Console(record=True, width=160)
+    client = MlflowClient(tracking_uri=settings.mlflow.uri)
+    # Pump bearing wear at steps 8..11: four alerting feature times of one asset and mode.
+    history = pd.concat([feature_rows(PUMP, range(12), wearing={8, 9, 10, 11}),
+                         feature_rows(MOTOR, range(12)), feature_rows(PRESS, range(12))])  # fmt: skip
+    as_gold(spark, history).write.format("delta").save(GOLD_FEATURES.path(lake))
+    hook = streaming_scorer(settings)
+    try:
+        version = register_champion(settings, name)
+        # Registered but not yet champion, and an anomaly model that does not exist: no-op.
+        assert champion(settings, name) is None
+        assert champion(settings, settings.models.anomaly_model) is None
+        hook(as_gold(spark, history), 0)
+        assert not DeltaTable.isDeltaTable(spark, GOLD_PREDICTIONS.path(lake))
+
+        client.set_registered_model_alias(name, "champion", version)
+        found = champion(settings, name)
+        assert found.uri == f"models:/{name}/{version}" and found.tags["kind"] == "failure"
+
+        first = run_batch_scoring(spark, settings, console=console)
+        predictions = spark.read.format("delta").load(GOLD_PREDICTIONS.path(lake)).toPandas()
+        assert len(predictions) == 36 and first.scored == {f"{name} v{version}": 36}
+        assert (predictions["alert"] == (predictions["score"] >= THRESHOLD)).all()
+        alerting = predictions[predictions["alert"]]
+        assert set(alerting["asset"]) == {PUMP}
+        assert sorted(alerting["feature_time_ms"]) == [T0 + i * STEP for i in (8, 9, 10, 11)]
+        assert set(predictions["scoring_mode"]) == {"batch"}
+        assert set(predictions["model_version"]) == {version}
+
+        orders = spark.read.format("delta").load(GOLD_WORK_ORDERS.path(lake)).toPandas()
+        assert len(orders) == 1
+        order = orders.iloc[0]
+        assert (order["asset"], order["failure_mode"]) == (PUMP, "bearing_wear")
+        assert order["status"] == "open"
+        assert order["opened_feature_time_ms"] == T0 + 8 * STEP and order["alert_count"] == 4
+        assert pd.notna(order["alerted_at"])
+        evidence = json.loads(order["evidence"])
+        assert evidence["model_name"] == name and evidence["model_version"] == version
+        latest = alerting.set_index("feature_time_ms")["score"][T0 + 11 * STEP]
+        assert evidence["score"] == pytest.approx(latest) and evidence["threshold"] == THRESHOLD
+        assert evidence["features"]["vibration_rms_mean_1h"] == 9.0
+        assert evidence["trends_24h"]["vibration_rms_trend_24h"] == 0.4
+
+        # Re-running scores nothing and writes nothing new.
+        again = run_batch_scoring(spark, settings, console=console)
+        assert again.scored == {} and (again.opened, again.announced) == (0, 0)
+        assert spark.read.format("delta").load(GOLD_PREDICTIONS.path(lake)).count() == 36
+
+        # The stream: two more wearing feature times of the pump update the open order.
+        fresh = as_gold(spark, feature_rows(PUMP, range(12, 14), wearing={12, 13}))
+        for _ in range(2):  # the second call is a retried micro-batch
+            hook(fresh, 7)
+        predictions = spark.read.format("delta").load(GOLD_PREDICTIONS.path(lake))
+        assert predictions.count() == 38
+        assert predictions.where("scoring_mode = 'stream'").count() == 2
+        orders = spark.read.format("delta").load(GOLD_WORK_ORDERS.path(lake)).toPandas()
+        assert len(orders) == 1 and orders.iloc[0]["status"] == "open"
+        assert orders.iloc[0]["latest_feature_time_ms"] == T0 + 13 * STEP
+        assert orders.iloc[0]["alert_count"] == 6
+
+        alarms = consume_all(settings, topic("alarms").name(settings.kafka.topic_prefix))
+        assert len(alarms) == 1
+        assert alarms[0].key().decode() == PUMP
+        alarm = json.loads(alarms[0].value())
+        assert alarm["work_order_id"] == order["work_order_id"]
+        assert alarm["evidence"]["model_version"] == version
+
+        # A repair after the opening closes the order on the next run, with nothing to score.
+        repair_ms = T0 + 15 * STEP
+        spark.createDataFrame(
+            [(PUMP, "repair", "bearing_wear", repair_ms)],
+            "asset string, event string, failure_mode string, event_time_ms long",
+        ).withColumn("event_time", F.timestamp_millis("event_time_ms")).write.format("delta").save(
+            SILVER_MAINTENANCE_EVENTS.path(lake)
+        )
+        closing = run_batch_scoring(spark, settings, console=console)
+        assert closing.closed == 1 and closing.scored == {}
+        [closed] = spark.read.format("delta").load(GOLD_WORK_ORDERS.path(lake)).collect()
+        assert closed.status == "closed" and closed.closed_event_time_ms == repair_ms
+        assert "repair" in closed.closed_reason and closed.closed_at is not None
+        assert f"{name} v{version} (failure): 36 feature row(s) to score" in console.export_text()
+    finally:
+        if client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.delete_registered_model(name)
