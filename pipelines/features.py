@@ -164,9 +164,7 @@ def asset_features(
     out["temperature_vibration_corr_24h"] = temp.rolling(per["24h"], min_periods=12).corr(vib)
     maintenance = np.asarray(maintenance_ms if maintenance_ms is not None else [], dtype=np.int64)
     out["hours_since_maintenance"] = _since_maintenance(grid.index, maintenance)
-    out["cycles_since_maintenance"] = _cycles_since(
-        _rolling_mean(grid, "running", 1), maintenance
-    )
+    out["cycles_since_maintenance"] = _cycles_since(_rolling_mean(grid, "running", 1), maintenance)
     arrived = grid["arrived_ms"].rolling(per["24h"], min_periods=1).max()
     out["knowable_at_ms"] = np.maximum(arrived.to_numpy(), grid.index.to_numpy())
     out["readings"] = grid["readings"]
@@ -177,9 +175,9 @@ def asset_features(
     out.index.name = "feature_time_ms"
     out = out.reset_index()
     out["asset"] = readings["asset"].iloc[0]
-    out["asset_class"] = readings["asset_class"].dropna().iloc[-1] if readings[
-        "asset_class"
-    ].notna().any() else None
+    out["asset_class"] = (
+        readings["asset_class"].dropna().iloc[-1] if readings["asset_class"].notna().any() else None
+    )
     out["feature_version"] = FEATURE_VERSION
     out["feature_time_ms"] = out["feature_time_ms"].astype("int64")
     out["knowable_at_ms"] = out["knowable_at_ms"].astype("int64")

@@ -35,7 +35,15 @@ from plantlake.pipelines.features import (
 )
 from plantlake.pipelines.twin_state import good_readings
 
-_INPUT = ("asset", "asset_class", "quantity", "value", "event_time_ms", "arrived_ms", "emit_from_ms")
+_INPUT = (
+    "asset",
+    "asset_class",
+    "quantity",
+    "value",
+    "event_time_ms",
+    "arrived_ms",
+    "emit_from_ms",
+)
 FEATURE_SCHEMA = ", ".join(
     [
         "asset string", "asset_class string", "feature_time_ms long", "knowable_at_ms long",
@@ -188,5 +196,7 @@ def run(
 
     source = spark.readStream.format("delta").load(SILVER_TELEMETRY.path(lake))
     writer = source.writeStream.queryName("features").option("checkpointLocation", checkpoint)
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime="30 seconds")
+    writer = (
+        writer.trigger(availableNow=True) if once else writer.trigger(processingTime="30 seconds")
+    )
     return writer.foreachBatch(write_batch).start()

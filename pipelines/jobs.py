@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -20,7 +21,7 @@ LAYERS = {
     # gold.features, and streaming scoring with the champion models when there are any.
     "features": "plantlake.pipelines.gold_features",
 }
-JOBS = (*LAYERS, "maintain")
+JOBS = (*LAYERS, "maintain", "cmms", "score")
 
 
 def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, spark=None) -> None:
@@ -62,6 +63,20 @@ def run_maintenance(
                           f"{result.files_removed_by_optimize} files compacted), vacuumed")  # fmt: skip
 
 
+def run_cmms(settings: Settings, *, path: Path | None, console: Console, spark=None) -> None:
+    """Load a CMMS export (default: the simulator's) into silver.maintenance_events, once."""
+    from plantlake.contracts import SILVER_MAINTENANCE_EVENTS
+    from plantlake.pipelines.cmms import load_cmms_export
+    from plantlake.simulate import cmms_export_path
+    from plantlake.spark import get_spark
+
+    path = path or cmms_export_path(settings)
+    spark = spark or get_spark(settings, app_name="plantlake-cmms")
+    load = load_cmms_export(spark, settings.lake, path)
+    console.print(f"{SILVER_MAINTENANCE_EVENTS.name}: {load.read} events in {path}, {load.inserted} "
+                  f"new, {load.updated} updated; {load.total} in the table")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """The spark-submit entry point: settings come from the environment, as for the CLI."""
     from plantlake.config import load_settings
@@ -72,11 +87,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--retention-hours", type=int, default=168, help="VACUUM retention (maintain)"
     )
+    parser.add_argument(
+        "--file", type=Path, help="CMMS CSV export (cmms; default: the simulator's)"
+    )
     args = parser.parse_args(argv)
     console = Console()
     settings = load_settings()
     if args.job == "maintain":
         run_maintenance(settings, console=console, retention_hours=args.retention_hours)
+    elif args.job == "cmms":
+        run_cmms(settings, path=args.file, console=console)
+    elif args.job == "score":
+        from plantlake.models.scoring import run_batch_scoring
+        from plantlake.spark import get_spark
+
+        spark = get_spark(settings, app_name="plantlake-score")
+        run_batch_scoring(spark, settings, console=console)
     else:
         run_layer(settings, args.job, once=args.once, console=console)
 
