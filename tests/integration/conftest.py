@@ -53,3 +53,27 @@ def isolated_kafka(scratch_lake):
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
     for future in admin.delete_topics(names).values():
         future.result()
+
+
+@pytest.fixture(scope="session")
+def ml_lake(spark, settings, tmp_path_factory):
+    """Settings whose lake holds a month of gold.features and silver.maintenance_events."""
+    from tests.integration.ml_lake import build_ml_lake
+
+    return build_ml_lake(spark, settings, tmp_path_factory.mktemp("ml-lake"))
+
+
+@pytest.fixture
+def ml_models(ml_lake):
+    """ml_lake settings with registered model names of their own, deleted afterwards."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    tag = uuid.uuid4().hex[:8]
+    names = {"failure_model": f"test-{tag}-failure", "anomaly_model": f"test-{tag}-anomaly"}
+    yield ml_lake.model_copy(update={"models": ml_lake.models.model_copy(update=names)})
+    mlflow.set_tracking_uri(ml_lake.mlflow.uri)
+    client = MlflowClient()
+    for name in names.values():
+        if client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.delete_registered_model(name)
