@@ -102,13 +102,17 @@ def status(
 @app.command()
 def demo(
     seconds: Annotated[float, typer.Option(min=5, help="How long the plant runs.")] = 40.0,
+    ml: Annotated[
+        bool, typer.Option(help="Also a month of history to trained models and work orders.")
+    ] = True,
 ) -> None:
-    """The end-to-end demo: simulated plant, edge processes, Kafka, bronze, silver and gold."""
+    """The end-to-end demo: simulated plant, edge processes, Kafka, bronze, silver and gold, then
+    predictive maintenance (features, MLflow training and promotion, scoring, work orders)."""
     from plantlake.demo import run_demo
     from plantlake.services import stack
 
     settings = _settings()
-    needed = ("minio", "kafka", "mosquitto")
+    needed = ("minio", "kafka", "mosquitto", *(("mlflow",) if ml else ()))
     down_now = [h for h in stack.status(settings, needed) if not h.up]
     if down_now:
         raise PlantlakeError(
@@ -116,7 +120,7 @@ def demo(
             f"{'is' if len(down_now) == 1 else 'are'} down.",
             hint="Run `plantlake up` first (or `make demo`, which does).",
         )
-    raise typer.Exit(run_demo(settings, console, seconds=seconds))
+    raise typer.Exit(run_demo(settings, console, seconds=seconds, ml=ml))
 
 
 def _with_simulator(settings, speed: float | None, seed: int | None):

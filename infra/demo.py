@@ -142,7 +142,9 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     )
 
 
-def run_demo(settings: Settings, console: Console, *, seconds: float = 40.0) -> int:
+def run_demo(
+    settings: Settings, console: Console, *, seconds: float = 40.0, ml: bool = True
+) -> int:
     """The plant on OPC-UA, Modbus and Sparkplug B through edge processes into Kafka, then the
     bronze job into Delta on MinIO; prints what landed, per protocol, and the dead letters."""
     from pyspark.sql import Window
@@ -213,6 +215,10 @@ def run_demo(settings: Settings, console: Console, *, seconds: float = 40.0) -> 
     for row in dead:
         console.print(f"bronze.dead_letter holds the malformed record: [yellow]{row.reason}[/]")
     _silver_and_gold(spark, settings, console, started_ms=started_ms)
+    if ml:
+        from plantlake.demo_ml import run_ml_demo
+
+        run_ml_demo(spark, settings, console)
     spark.stop()
     protocols = {row.source_protocol for row in summary}
     expected = {"opcua", "modbus", "sparkplug"}
