@@ -150,6 +150,14 @@ class _BatchWriter:
     units: DataFrame
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        # Read the micro-batch from Delta once: its stats, dedup and the rule checks reuse it.
+        batch = batch.persist()
+        try:
+            self._write(batch, batch_id)
+        finally:
+            batch.unpersist()
+
+    def _write(self, batch: DataFrame, batch_id: int) -> None:
         stats = batch.agg(
             F.count(F.lit(1)).alias("n"),
             F.min("event_time_ms").alias("lo"),
