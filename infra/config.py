@@ -193,7 +193,10 @@ class ModelSettings(_Section):
     split_gap_hours: float = Field(24.0, ge=0, description="Gap between train and validation.")
     validation_fraction: float = Field(0.3, gt=0, lt=1)
     alert_budget: float = Field(
-        0.05, gt=0, lt=1, description="Share of asset-hours a model may flag (recall is measured at it)."
+        0.05,
+        gt=0,
+        lt=1,
+        description="Share of asset-hours a model may flag (recall is measured at it).",
     )
 
 
