@@ -40,6 +40,33 @@ def _header(name: str) -> Column:
     return F.when(F.size(matches) > 0, matches[0]["value"].cast("string"))
 
 
+# What a JSON value of each contract type may start with. Spark's JSON reader is lenient: it
+# turns `"value": "hot"` into null and `"asset": 42` into "42", so the raw text is checked too.
+_JSON_VALUE = {
+    "string": r'"',
+    "int": r"-?\d+\s*+[,}]",
+    "long": r"-?\d+\s*+[,}]",
+    "double": r"-?\d|NaN\b",  # NaN: the contract allows it for a missing value
+}
+
+
+def _type_errors(text: Column, columns: Sequence[ContractColumn]) -> list[Column]:
+    """One reason per field whose JSON value has the wrong type (null is left to nullability).
+
+    Records are flat objects, so a field is a key at any depth; a key inside a string value is
+    preceded by an escaped quote, which the look-behind skips. Whitespace is matched
+    possessively (`*+`): a backtracking star could match none and test the look-ahead on a space.
+    """
+    return [
+        F.when(
+            text.rlike(rf'(?<!\\)"{c.name}"\s*+:\s*+(?!null\b|{_JSON_VALUE[c.type]})'),
+            F.lit(f"{c.name} should be a JSON {c.type}"),
+        )
+        for c in columns
+        if c.type in _JSON_VALUE
+    ]
+
+
 def _parse_error(
     rec: Column, columns: Sequence[ContractColumn], checks: Sequence[Column]
 ) -> Column:
@@ -78,10 +105,12 @@ def parse_records(
         # from_json turns malformed text into nulls; a JSON object always has a type.
         (F.get_json_object(text, "$").isNotNull() & text.startswith("{")).alias("_json_ok"),
         F.from_json(text, record_schema(columns), {"mode": "PERMISSIVE"}).alias("rec"),
+        F.concat_ws("; ", *_type_errors(text, columns)).alias("_type_errors"),
     )
     rec = F.col("rec")
-    error = _parse_error(rec, columns, [check(rec) for check in checks])
-    return parsed.withColumn("parse_error", error).drop("_json_ok")
+    typed = F.when(F.col("_type_errors") != "", F.col("_type_errors"))
+    error = _parse_error(rec, columns, [typed, *(check(rec) for check in checks)])
+    return parsed.withColumn("parse_error", error).drop("_json_ok", "_type_errors")
 
 
 def _telemetry_checks() -> tuple:
