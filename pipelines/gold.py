@@ -2,8 +2,8 @@
 
 Each micro-batch, in this order (so a retry after a partial failure sees the same watermarks,
 which come from gold.twin_state, the table written last):
-1. gold.late_data: Good readings whose window had closed (idempotent append);
-2. gold.telemetry_1m / _5m: the open windows the batch touched, recomputed from silver (MERGE);
+1. gold.telemetry_1m / _5m: the open windows the batch touched, recomputed from silver (MERGE);
+2. gold.late_data: Good readings whose window had closed (idempotent append);
 3. gold.twin_state: the newer of table and batch per (asset, sensor), liveness recomputed for
    every row from bronze.lifecycle (MERGE, value columns only when the source is newer).
 Every write carries Delta's (txnAppId, txnVersion) = (writer id, batch id), so a retried batch
