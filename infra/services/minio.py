@@ -102,3 +102,19 @@ def s3_client(settings):
         secure=settings.s3.secure,
         region=settings.s3.region,
     )
+
+
+def delta_rs_options(settings) -> dict[str, str]:
+    """storage_options for delta-rs (the `deltalake` package) and DuckDB on the lake's MinIO.
+
+    Rename-based commits are safe here only because each table has one writer (the lake
+    contract); delta-rs refuses S3 writes without a locking provider otherwise.
+    """
+    return {
+        "AWS_ENDPOINT_URL": settings.s3.endpoint,
+        "AWS_ACCESS_KEY_ID": settings.s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": settings.s3.secret_key.get_secret_value(),
+        "AWS_REGION": settings.s3.region,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+    }

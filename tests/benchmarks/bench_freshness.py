@@ -46,6 +46,7 @@ from plantlake.ingest.records import Quality, Reading
 from plantlake.ingest.simulator.plant import build_plant
 from plantlake.pipelines.registry import REMOUNTS, registry_rows
 from plantlake.services.kafka import admin_client, ensure_topics
+from plantlake.services.minio import delta_rs_options
 from plantlake.topics import TOPICS, topic
 
 CANONICAL = {"temperature": "degC", "pressure": "bar", "current": "A", "flow": "m3/h", "speed": "rpm"}  # fmt: skip
@@ -110,22 +111,11 @@ def produce_at_rate(kafka, topic_name: str, sensors, marker, args: dict, results
     results.put((sent - unsent - len(failures), elapsed, markers, failures[:3]))
 
 
-def _storage_options(settings: Settings) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": settings.s3.endpoint,
-        "AWS_ACCESS_KEY_ID": settings.s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": settings.s3.secret_key.get_secret_value(),
-        "AWS_REGION": settings.s3.region,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
-
-
 class Lake:
     """deltalake reads of the bench lake: existence, the marker's twin-state row, versions."""
 
     def __init__(self, settings: Settings, marker) -> None:
-        self.options = _storage_options(settings)
+        self.options = delta_rs_options(settings)
         self.lake = settings.lake
         self.marker = marker
 

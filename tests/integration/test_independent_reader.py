@@ -24,6 +24,7 @@ from plantlake.ingest.simulator.plant import build_plant
 from plantlake.pipelines.jobs import run_layer
 from plantlake.pipelines.registry import REMOUNTS, registry_rows
 from plantlake.pipelines.silver import load_reference
+from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
@@ -190,17 +191,6 @@ def _first_difference(ref: TableRef, want: Sequence[dict], got: Sequence[dict], 
     return None
 
 
-def _storage_options(settings) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": settings.s3.endpoint,
-        "AWS_ACCESS_KEY_ID": settings.s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": settings.s3.secret_key.get_secret_value(),
-        "AWS_REGION": settings.s3.region,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
-
-
 def test_contract_names_every_table_this_test_skips():
     names = {ref.name for ref in TABLES}
     assert set(NOT_WRITTEN_HERE) <= names, "a skipped table left the contract: drop it here"
@@ -235,7 +225,7 @@ def test_every_lake_table_reads_the_same_in_spark_deltalake_and_duckdb(spark, is
     produce(settings.kafka, telemetry, second)
     _refine(spark, settings)
 
-    options = _storage_options(settings)
+    options = delta_rs_options(settings)
     problems, counts = [], {}
     for ref in TABLES:
         if ref.name in NOT_WRITTEN_HERE:

@@ -3,18 +3,9 @@
 import pytest
 from deltalake import DeltaTable
 
+from plantlake.services.minio import delta_rs_options
+
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
-
-
-def _storage_options(settings) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": settings.s3.endpoint,
-        "AWS_ACCESS_KEY_ID": settings.s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": settings.s3.secret_key.get_secret_value(),
-        "AWS_REGION": settings.s3.region,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
 
 
 def test_delta_on_minio_round_trip_and_independent_reader(spark, scratch_lake):
@@ -29,7 +20,7 @@ def test_delta_on_minio_round_trip_and_independent_reader(spark, scratch_lake):
     assert sorted(tuple(r) for r in back.collect()) == expected
 
     table = DeltaTable(
-        path.replace("s3a://", "s3://"), storage_options=_storage_options(scratch_lake)
+        path.replace("s3a://", "s3://"), storage_options=delta_rs_options(scratch_lake)
     )
     assert table.version() == 1
     other = table.to_pandas()
