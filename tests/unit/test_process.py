@@ -1,3 +1,4 @@
+import os
 import socket
 import sys
 import time
@@ -17,7 +18,7 @@ def test_taken_port_is_reported_with_owner_and_what_to_do():
             process.check_ports_free("kafka", [("127.0.0.1", port)], "PLANTLAKE_KAFKA__X")
     message = str(info.value)
     assert f"127.0.0.1:{port} is already in use" in message
-    assert "python" in message  # the owner, found with ss
+    assert f"(pid {os.getpid()})" in message  # the owner (this process), found with ss
     assert "PLANTLAKE_KAFKA__X" in message
 
 
