@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -279,13 +280,14 @@ def _train_one(spark, settings, *, kind, name, estimator, train, holdout, failur
             path=GOLD_TRAINING_SETS.path(settings.lake), delta_table_version=set_version
         )
         for split, part in ((TRAIN, train), (VALIDATION, holdout)):
-            mlflow.log_input(
-                mlflow.data.from_pandas(
+            with warnings.catch_warnings():
+                # Its integer columns (label, times) are never missing: MLflow's hint is noise.
+                warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+                dataset = mlflow.data.from_pandas(
                     part, source=source, targets="label",
                     name=f"{GOLD_TRAINING_SETS.name}/{lineage['training_set_id']}/{split}",
-                ),
-                context="training" if split == TRAIN else "validation",
-            )  # fmt: skip
+                )  # fmt: skip
+                mlflow.log_input(dataset, context="training" if split == TRAIN else "validation")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=wrapped, input_example=example,
             signature=infer_signature(example, wrapped.scores(example)),
