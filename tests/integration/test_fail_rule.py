@@ -8,7 +8,6 @@ shared machine is short of cores.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,6 +24,7 @@ from plantlake.contracts import (
 from plantlake.ingest.simulator.plant import build_plant
 from plantlake.pipelines import silver
 from plantlake.pipelines.expectations import load_rules
+from tests.spark.test_silver import BRONZE_SCHEMA, _ts
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -46,18 +46,6 @@ rules:
     action: warn
     description: The protocol marked the reading's quality other than Good.
 """
-BRONZE_SCHEMA = (
-    "schema_version int, asset string, sensor string, value double, unit string, quality string, "
-    "event_time_ms long, receive_time_ms long, source_protocol string, source_node string, "
-    "sequence long, filter_version string, event_time timestamp, receive_time timestamp, "
-    "kafka_key string, kafka_topic string, kafka_partition int, kafka_offset long, "
-    "kafka_timestamp timestamp, edge_instance string, edge_seq long, raw_value binary, "
-    "ingest_time timestamp"
-)
-
-
-def _ts(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def bronze_row(sensor: str, value: float, unit: str, *, offset: int) -> tuple:
