@@ -54,7 +54,13 @@ from plantlake.models.work_orders import (
     alarm_record,
     plan_work_orders,
 )
-from plantlake.pipelines.delta_io import append_once, idempotent_dml, read_delta, writer_id
+from plantlake.pipelines.delta_io import (
+    append_once,
+    idempotent_dml,
+    read_delta,
+    require_table,
+    writer_id,
+)
 from plantlake.pipelines.features import FEATURE_COLUMNS, MAINTENANCE_KINDS
 from plantlake.topics import topic
 
@@ -438,12 +444,9 @@ def run_batch_scoring(spark: SparkSession, settings: Settings, *, console: Conso
         summary = score_and_act(settings, [], spark=spark, scoring_mode=BATCH)
         console.print(f"{GOLD_WORK_ORDERS.name}: {summary.closed} closed")
         return summary
-    features_path = GOLD_FEATURES.path(lake)
-    if not DeltaTable.isDeltaTable(spark, features_path):
-        raise SourceError(
-            f"{GOLD_FEATURES.name} is not a Delta table at {features_path}.",
-            hint="Run `plantlake pipeline run features --once` first.",
-        )
+    features_path = require_table(
+        spark, GOLD_FEATURES, lake, hint="Run `plantlake pipeline run features --once` first."
+    )
     features = read_delta(spark, features_path)
     predictions_path = GOLD_PREDICTIONS.path(lake)
     predictions = (

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
@@ -47,6 +46,7 @@ from plantlake.models.training_set import (
     LabelPolicy,
     build_training_set,
 )
+from plantlake.pipelines.delta_io import delta_version, require_table
 from plantlake.pipelines.features import FEATURE_COLUMNS, FEATURE_VERSION
 
 EXPERIMENT = "plantlake-predictive-maintenance"
@@ -89,24 +89,18 @@ def policy_for(models: ModelSettings, *, as_of: str = EVENT) -> LabelPolicy:
     )
 
 
-def _version(spark: SparkSession, path: str) -> int:
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-
-
 def read_inputs(
     spark: SparkSession, settings: Settings, *, cutoff_ms: int | None
 ) -> TrainingInputs:
     """gold.features and silver.maintenance_events (pandas) at their current Delta versions."""
     lake = settings.lake
-    for ref, hint in (
-        (GOLD_FEATURES, "Run `plantlake pipeline run features --once` first."),
-        (SILVER_MAINTENANCE_EVENTS, "Run `plantlake pipeline run cmms` first."),
-    ):
-        if not DeltaTable.isDeltaTable(spark, ref.path(lake)):
-            raise SourceError(f"{ref.name} is not a Delta table at {ref.path(lake)}.", hint=hint)
+    hints = {
+        GOLD_FEATURES: "Run `plantlake pipeline run features --once` first.",
+        SILVER_MAINTENANCE_EVENTS: "Run `plantlake pipeline run cmms` first.",
+    }
     versions = {
-        ref.name: _version(spark, ref.path(lake))
-        for ref in (GOLD_FEATURES, SILVER_MAINTENANCE_EVENTS)
+        ref.name: delta_version(spark, require_table(spark, ref, lake, hint=hint))
+        for ref, hint in hints.items()
     }
     # Read the exact versions recorded as lineage, not whatever is newest a moment later.
     features = (
@@ -322,7 +316,7 @@ def _keep_training_set(spark, settings, rows: pd.DataFrame, *, set_id: str, cuto
         .withColumn("label_time", F.timestamp_millis("label_time_ms"))
         .write.format("delta").mode("append").option("mergeSchema", "true").save(path)
     )  # fmt: skip
-    return _version(spark, path)
+    return delta_version(spark, path)
 
 
 def _iso(ms: int) -> str:

@@ -6,9 +6,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from plantlake.config import Settings
+from plantlake.config import LakeSettings, Settings
+from plantlake.contracts import TableRef
+from plantlake.errors import SourceError
 
 
 def read_kafka_stream(spark: SparkSession, settings: Settings, topic: str, *, max_per_trigger: int):
@@ -83,6 +86,19 @@ def idempotent_dml(session: SparkSession, *, app_id: str, batch_id: int) -> Iter
     finally:
         session.conf.unset(_TXN_APP_ID)
         session.conf.unset(_TXN_VERSION)
+
+
+def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hint: str) -> str:
+    """The table's path; raises SourceError naming it and what to run when it is not there yet."""
+    path = ref.path(lake)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise SourceError(f"{ref.name} is not a Delta table at {path}.", hint=hint)
+    return path
+
+
+def delta_version(spark: SparkSession, path: str) -> int:
+    """The table's current Delta version (what a reader records as lineage)."""
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame:

@@ -31,7 +31,6 @@ from plantlake.contracts import (
     SILVER_TELEMETRY,
     TableRef,
 )
-from plantlake.errors import SourceError
 from plantlake.pipelines.aggregates import (
     WINDOWS_MS,
     late_data_rows,
@@ -40,7 +39,13 @@ from plantlake.pipelines.aggregates import (
     recompute_windows,
     watermarks,
 )
-from plantlake.pipelines.delta_io import append_once, idempotent_dml, read_delta, writer_id
+from plantlake.pipelines.delta_io import (
+    append_once,
+    idempotent_dml,
+    read_delta,
+    require_table,
+    writer_id,
+)
 from plantlake.pipelines.twin_state import (
     DEFAULT_FRESHNESS_SLO_MS,
     DEFAULT_SLO_MS,
@@ -239,11 +244,9 @@ def run(
     """Start the gold query over silver.telemetry; `once` processes what is available and stops."""
     options = options or GoldOptions()
     paths = GoldPaths.for_lake(settings.lake)
-    if not DeltaTable.isDeltaTable(spark, paths.silver):
-        raise SourceError(
-            f"{SILVER_TELEMETRY.name} is not a Delta table at {paths.silver}.",
-            hint="Run `plantlake pipeline run silver` first.",
-        )
+    require_table(
+        spark, SILVER_TELEMETRY, settings.lake, hint="Run `plantlake pipeline run silver` first."
+    )
     checkpoint = settings.lake.checkpoint_path("gold")
     app_id = f"gold:{writer_id(spark, checkpoint)}"
 

@@ -24,8 +24,13 @@ from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.config import Settings
 from plantlake.contracts import GOLD_FEATURES, SILVER_MAINTENANCE_EVENTS, SILVER_TELEMETRY
-from plantlake.errors import SourceError
-from plantlake.pipelines.delta_io import append_once, idempotent_dml, read_delta, writer_id
+from plantlake.pipelines.delta_io import (
+    append_once,
+    idempotent_dml,
+    read_delta,
+    require_table,
+    writer_id,
+)
 from plantlake.pipelines.features import (
     FEATURE_COLUMNS,
     HORIZONS_MS,
@@ -170,11 +175,7 @@ def run(
     registry has one.
     """
     lake = settings.lake
-    if not DeltaTable.isDeltaTable(spark, SILVER_TELEMETRY.path(lake)):
-        raise SourceError(
-            f"{SILVER_TELEMETRY.name} is not a Delta table at {SILVER_TELEMETRY.path(lake)}.",
-            hint="Run `plantlake pipeline run silver` first.",
-        )
+    require_table(spark, SILVER_TELEMETRY, lake, hint="Run `plantlake pipeline run silver` first.")
     step_ms = settings.models.feature_step_minutes * 60_000
     checkpoint = lake.checkpoint_path("features")
     app_id = f"features:{writer_id(spark, checkpoint)}"

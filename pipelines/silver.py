@@ -25,10 +25,9 @@ from plantlake.contracts import (
     TELEMETRY_RECORD,
     TableRef,
 )
-from plantlake.errors import SourceError
 from plantlake.ingest.simulator.plant import Plant
 from plantlake.pipelines.dedup import KEY, dedup_batch, drop_seen
-from plantlake.pipelines.delta_io import append_once, read_delta, writer_id
+from plantlake.pipelines.delta_io import append_once, read_delta, require_table, writer_id
 from plantlake.pipelines.expectations import Rule, history_lookback_ms, load_rules
 from plantlake.pipelines.quality import (
     DQ_FAILURES_TYPE,
@@ -113,15 +112,6 @@ def job_metric_rows(
         (batch_id, DUPLICATES_RULE, "drop", received, unique, received - unique),
         (batch_id, UNIT_RULE, "quarantine", unique, unique - unit_errors, unit_errors),
     ]
-
-
-def _require(spark: SparkSession, ref: TableRef, lake: LakeSettings) -> None:
-    path = ref.path(lake)
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise SourceError(
-            f"{ref.name} not found at {path}: the silver job reads it.",
-            hint="Run `plantlake reference load` (reference tables) or the bronze job first.",
-        )
 
 
 def load_reference(spark: SparkSession, settings: Settings, plant: Plant) -> dict[str, int]:
@@ -256,7 +246,8 @@ def run(
     """
     lake = settings.lake
     for ref in (BRONZE_TELEMETRY, REFERENCE_UNITS, REFERENCE_ASSET_REGISTRY):
-        _require(spark, ref, lake)
+        require_table(spark, ref, lake, hint="Run `plantlake reference load` (reference "
+                      "tables) or the bronze job first: the silver job reads it.")  # fmt: skip
     rules = load_rules() if rules is None else tuple(rules)
     _create_silver_table(spark, SILVER_TELEMETRY.path(lake))
     checkpoint = lake.checkpoint_path("silver")

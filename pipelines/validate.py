@@ -451,10 +451,12 @@ def _snapshot(spark: SparkSession, ref: TableRef, path: str) -> tuple[DataFrame,
     """The table at its current Delta version, or None when it does not exist yet."""
     from delta.tables import DeltaTable
 
+    from plantlake.pipelines.delta_io import delta_version
+
     try:
         if not DeltaTable.isDeltaTable(spark, path):
             return None
-        version = DeltaTable.forPath(spark, path).history(1).select("version").first()["version"]
+        version = delta_version(spark, path)
         df = spark.read.format("delta").load(path)
     except Exception as exc:  # Py4J and S3A errors: one message naming the table
         raise SourceError(
