@@ -111,10 +111,12 @@ def _rolling_slope(means: pd.Series, buckets: int, step_ms: int) -> pd.Series:
 
 def _since_maintenance(index: pd.Index, maintenance_ms: np.ndarray) -> pd.Series:
     """Hours from the latest repair or inspection at or before each grid time (null before)."""
+    if len(maintenance_ms) == 0:
+        return pd.Series(np.nan, index=index)
     times = np.sort(maintenance_ms)
-    at = np.searchsorted(times, index.to_numpy(), side="right") - 1
-    last = np.where(at >= 0, times[np.clip(at, 0, None)] if len(times) else 0, -1)
-    hours = (index.to_numpy() - last) / HOUR_MS
+    t = index.to_numpy()
+    at = np.searchsorted(times, t, side="right") - 1
+    hours = (t - times[np.clip(at, 0, None)]) / HOUR_MS
     return pd.Series(np.where(at >= 0, hours, np.nan), index=index)
 
 
