@@ -186,7 +186,14 @@ def run(
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        features = process_batch(batch, batch_id, settings=settings, app_id=app_id, step_ms=step_ms)
+        # Read the micro-batch once: process_batch scans it for touched assets and its end.
+        batch = batch.persist()
+        try:
+            features = process_batch(
+                batch, batch_id, settings=settings, app_id=app_id, step_ms=step_ms
+            )
+        finally:
+            batch.unpersist()
         if features is None:
             return
         try:
