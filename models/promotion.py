@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -26,8 +25,16 @@ from plantlake.config import Settings
 from plantlake.contracts import GOLD_FEATURES
 from plantlake.errors import PlantlakeError
 from plantlake.models.evaluation import AlertQuality, alert_quality, budget_threshold
-from plantlake.models.train import CHALLENGER, CHAMPION, policy_for, read_inputs, scores_of
-from plantlake.models.training_set import VALIDATION, build_training_set
+from plantlake.models.scoring import alias_version, registry_client
+from plantlake.models.train import (
+    CHALLENGER,
+    CHAMPION,
+    labelled_rows,
+    policy_for,
+    read_inputs,
+    scores_of,
+)
+from plantlake.models.training_set import VALIDATION
 from plantlake.pipelines.features import FEATURE_COLUMNS
 
 HISTORY_TAG = "champion_history"
@@ -50,23 +57,9 @@ class Decision:
     holdout_to_ms: int
 
 
-def _client(settings: Settings):
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    # Download bars of every model load drown the report in logs and CI.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(settings.mlflow.uri)
-    return MlflowClient()
-
-
-def _alias_version(client, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias).version
-    except MlflowException:
-        return None
+def _alias_version(settings: Settings, name: str, alias: str) -> str | None:
+    found = alias_version(settings, name, alias)
+    return None if found is None else str(found.version)
 
 
 def signature_problems(model_uri: str) -> list[str]:
@@ -110,11 +103,7 @@ def _holdout(spark: SparkSession, settings: Settings) -> tuple[pd.DataFrame, pd.
     policy = policy_for(models)
     inputs = read_inputs(spark, settings, cutoff_ms=None)
     cutoff = int(inputs.features["feature_time_ms"].max())
-    rows = build_training_set(
-        inputs.features, inputs.events, policy=policy, observed_until_ms=cutoff,
-        validation_fraction=models.validation_fraction,
-        gap_ms=int(models.split_gap_hours * 3_600_000),
-    )  # fmt: skip
+    rows = labelled_rows(inputs, models, policy=policy, cutoff_ms=cutoff)
     holdout = rows[rows["split"] == VALIDATION]
     if holdout.empty or holdout["label"].sum() == 0:
         raise PromotionError(
@@ -146,13 +135,13 @@ def _better(challenger: AlertQuality, champion: AlertQuality) -> bool:
 
 def promote(spark: SparkSession, settings: Settings, name: str, *, console: Console) -> Decision:
     """Judge `name@challenger` against `name@champion` and move the alias if it wins."""
-    client = _client(settings)
-    challenger = _alias_version(client, name, CHALLENGER)
+    client = registry_client(settings)
+    challenger = _alias_version(settings, name, CHALLENGER)
     if challenger is None:
         raise PromotionError(
             f"{name} has no {CHALLENGER} version.", hint="Run `plantlake models train`."
         )
-    champion = _alias_version(client, name, CHAMPION)
+    champion = _alias_version(settings, name, CHAMPION)
     if champion == challenger:
         raise PromotionError(f"{name} v{challenger} is already {CHAMPION}.")
     holdout, failures = _holdout(spark, settings)
@@ -220,8 +209,8 @@ def _history(client, name: str) -> list[str]:
 
 def rollback(settings: Settings, name: str, *, console: Console) -> str:
     """Point `champion` back at the previous champion; returns that version."""
-    client = _client(settings)
-    current = _alias_version(client, name, CHAMPION)
+    client = registry_client(settings)
+    current = _alias_version(settings, name, CHAMPION)
     history = _history(client, name)
     if not history:
         raise PromotionError(f"{name} has no previous {CHAMPION} to roll back to.")

@@ -120,36 +120,46 @@ class Summary:
         )
 
 
-def _client(settings: Settings):
+def registry_client(settings: Settings):
     # Artifacts are proxied by the tracking server (mlflow-artifacts:), so the client needs only
     # the tracking URI; spark_udf resolves `models:/` URIs through the global one.
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    # Download bars of every model load drown the report in logs and CI.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(settings.mlflow.uri)
     return MlflowClient(tracking_uri=settings.mlflow.uri)
+
+
+def alias_version(settings: Settings, name: str, alias: str):
+    """The ModelVersion `name@alias`, or None when the model or the alias does not exist.
+    Raises SourceError when the registry cannot be asked."""
+    from mlflow.exceptions import MlflowException
+
+    client = registry_client(settings)
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise SourceError(
+            f"MLflow registry at {settings.mlflow.uri}: could not look up {name}@{alias}: {exc}",
+            hint="Check `plantlake status` for the mlflow service.",
+        ) from exc
+    except Exception as exc:  # connection refused, timeouts: requests' own errors
+        raise SourceError(
+            f"MLflow registry at {settings.mlflow.uri} did not answer for {name}@{alias}: {exc}",
+            hint="Check `plantlake status` for the mlflow service.",
+        ) from exc
 
 
 def champion(settings: Settings, name: str) -> Champion | None:
     """The registered model `name`'s champion version, or None when the model or the alias does
     not exist (nothing to serve yet). Raises SourceError when the registry cannot be asked."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(settings)
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise SourceError(
-            f"MLflow registry at {settings.mlflow.uri}: could not look up {name}@{CHAMPION}: {exc}",
-            hint="Check `plantlake status` for the mlflow service.",
-        ) from exc
-    except Exception as exc:  # connection refused, timeouts: requests' own errors
-        raise SourceError(
-            f"MLflow registry at {settings.mlflow.uri} did not answer for {name}@{CHAMPION}: {exc}",
-            hint="Check `plantlake status` for the mlflow service.",
-        ) from exc
+    version = alias_version(settings, name, CHAMPION)
+    if version is None:
+        return None
     return Champion(f"models:/{name}/{version.version}", str(version.version), dict(version.tags))
 
 

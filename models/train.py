@@ -120,6 +120,21 @@ def read_inputs(
     return TrainingInputs(features.toPandas(), events.toPandas(), versions)
 
 
+def labelled_rows(
+    inputs: TrainingInputs, models: ModelSettings, *, policy: LabelPolicy, cutoff_ms: int
+) -> pd.DataFrame:
+    """The training set of `inputs` as of `cutoff_ms`, split as the settings say (train and
+    promotion build their sets here, so a holdout means the same thing to both)."""
+    features = inputs.features
+    if policy.as_of == INGEST:
+        features = features[features["knowable_at_ms"] <= cutoff_ms]
+    return build_training_set(
+        features, inputs.events, policy=policy, observed_until_ms=cutoff_ms,
+        validation_fraction=models.validation_fraction,
+        gap_ms=int(models.split_gap_hours * 3_600_000),
+    )  # fmt: skip
+
+
 def fit_failure_model(train: pd.DataFrame, *, seed: int = 7):
     model = HistGradientBoostingClassifier(
         max_iter=200, learning_rate=0.05, max_leaf_nodes=15, class_weight="balanced",
@@ -173,14 +188,7 @@ def train_models(
             "gold.features has no rows.", hint="Run `plantlake pipeline run features --once`."
         )
     cutoff = int(cutoff_ms if cutoff_ms is not None else inputs.features["feature_time_ms"].max())
-    features = inputs.features
-    if as_of == INGEST:
-        features = features[features["knowable_at_ms"] <= cutoff]
-    rows = build_training_set(
-        features, inputs.events, policy=policy, observed_until_ms=cutoff,
-        validation_fraction=models.validation_fraction,
-        gap_ms=int(models.split_gap_hours * 3_600_000),
-    )  # fmt: skip
+    rows = labelled_rows(inputs, models, policy=policy, cutoff_ms=cutoff)
     _check_enough(rows, inputs.events)
     train, holdout = rows[rows["split"] == TRAIN], rows[rows["split"] == VALIDATION]
     failures = inputs.events[inputs.events["event"] == "failure"]
