@@ -51,7 +51,7 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
     from plantlake.models.train import train_models
     from plantlake.pipelines import bronze, gold_features, silver
     from plantlake.pipelines.cmms import load_cmms_export
-    from plantlake.services.kafka import admin_client, ensure_topics
+    from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 
     run_id = uuid.uuid4().hex[:8]
     ml = _isolated(settings, run_id)
@@ -79,14 +79,7 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
         run_batch_scoring(spark, ml, console=console)
         _step(console, "batch scoring", t)
     finally:
-        admin = admin_client(ml)
-        names = [
-            n
-            for n in admin.list_topics(timeout=10).topics
-            if n.startswith(ml.kafka.topic_prefix + ".")
-        ]
-        for future in admin.delete_topics(names).values():
-            future.result()
+        delete_prefixed_topics(ml)
 
     quality = Table(title="quality on the latest holdout (simulated ground truth)")
     for name in ("model", "recall", "precision", "mean lead time", "false alarms / asset-day"):

@@ -156,3 +156,14 @@ def ensure_topics(settings: Settings, report: Report) -> None:
     for name, future in admin.create_partitions(grow).items() if grow else []:
         future.result()
         report(f"widened topic {name}")
+
+
+def delete_prefixed_topics(settings: Settings) -> list[str]:
+    """Delete every topic under the settings' topic prefix (a disposable prefix: tests, the ML
+    demo); returns the names deleted."""
+    admin = admin_client(settings)  # kept alive until its futures resolve
+    prefix = settings.kafka.topic_prefix + "."
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+    for future in admin.delete_topics(names).values() if names else []:
+        future.result()
+    return names

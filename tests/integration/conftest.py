@@ -41,7 +41,7 @@ def spark(settings):
 @pytest.fixture
 def isolated_kafka(scratch_lake):
     """Settings with their own freshly created topics (and own lake prefix), deleted afterwards."""
-    from plantlake.services.kafka import admin_client, ensure_topics
+    from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     isolated = scratch_lake.model_copy(
@@ -49,10 +49,7 @@ def isolated_kafka(scratch_lake):
     )
     ensure_topics(isolated, lambda _: None)
     yield isolated
-    admin = admin_client(isolated)  # kept alive until its futures resolve
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
-    for future in admin.delete_topics(names).values():
-        future.result()
+    delete_prefixed_topics(isolated)
 
 
 @pytest.fixture(scope="session")
