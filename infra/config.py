@@ -13,9 +13,18 @@ import json
 import os
 import secrets as _secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -156,11 +165,17 @@ class EdgeSettings(_Section):
 
 class LakeSettings(_Section):
     root: str = Field("s3a://plantlake", description="s3a://bucket[/prefix] or file:///path.")
-    checkpoint_root: str = "s3a://plantlake/_checkpoints"
+    # Streaming checkpoints write small files every batch; on S3A each is a copy plus a delete,
+    # so they stay on local disk unless configured (Settings fills in the default).
+    checkpoint_root: str | None = Field(
+        None, description="Default: file://$PLANTLAKE_HOME/checkpoints."
+    )
 
     @field_validator("root", "checkpoint_root")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         scheme = urlparse(value).scheme
         if scheme not in ("s3a", "file"):
             raise ValueError(f"{value!r}: use an s3a:// or file:// URI")
@@ -170,6 +185,11 @@ class LakeSettings(_Section):
         return f"{self.root}/{layer}/{table}"
 
     def checkpoint_path(self, job: str) -> str:
+        if self.checkpoint_root is None:
+            raise ConfigError(
+                "lake.checkpoint_root is not set; load settings with load_settings() "
+                "(it defaults to $PLANTLAKE_HOME/checkpoints) or set it."
+            )
         return f"{self.checkpoint_root}/{job}"
 
     def buckets(self) -> set[str]:
@@ -177,8 +197,12 @@ class LakeSettings(_Section):
         return {
             urlparse(uri).netloc
             for uri in (self.root, self.checkpoint_root)
-            if urlparse(uri).scheme == "s3a"
+            if uri is not None and urlparse(uri).scheme == "s3a"
         }
+
+
+def local_checkpoint_root(home: Path) -> str:
+    return f"file://{home.absolute()}/checkpoints"
 
 
 class ModelSettings(_Section):
@@ -252,6 +276,21 @@ class Settings(BaseSettings):
     @property
     def edge_buffer(self) -> Path:
         return self.edge.buffer_dir or self.home / "edge-buffer"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checkpoints_under_home(cls, data: Any) -> Any:
+        """Fill in lake.checkpoint_root, which needs `home`, when no source set it."""
+        if not isinstance(data, dict):
+            return data
+        lake = data.get("lake", {})
+        home = Path(data.get("home") or default_home())
+        if isinstance(lake, LakeSettings):
+            if lake.checkpoint_root is None:
+                lake = lake.model_copy(update={"checkpoint_root": local_checkpoint_root(home)})
+        elif isinstance(lake, dict) and lake.get("checkpoint_root") is None:
+            lake = {**lake, "checkpoint_root": local_checkpoint_root(home)}
+        return {**data, "lake": lake}
 
 
 def secrets_file(home: Path) -> Path:

@@ -64,6 +64,19 @@ def test_missing_config_file_is_reported(home, tmp_path):
         load_settings(tmp_path / "nope.toml")
 
 
+def test_streaming_checkpoints_default_to_local_disk_under_home(home, tmp_path, monkeypatch):
+    settings = load_settings()
+    assert settings.lake.checkpoint_path("bronze") == f"file://{home}/checkpoints/bronze"
+    assert settings.lake.buckets() == {"plantlake"}
+    (tmp_path / "plantlake.toml").write_text('[lake]\ncheckpoint_root = "s3a://lake/_chk"\n')
+    assert load_settings().lake.checkpoint_root == "s3a://lake/_chk"
+    monkeypatch.setenv("PLANTLAKE_LAKE__CHECKPOINT_ROOT", "file:///var/chk/")
+    assert load_settings().lake.checkpoint_root == "file:///var/chk"
+    # A lake section given in code without checkpoints gets the default ones.
+    other = load_settings(lake=LakeSettings(root="file:///l"))
+    assert other.lake.checkpoint_root == f"file://{home}/checkpoints"
+
+
 def test_lake_root_must_be_s3a_or_file():
     with pytest.raises(ValueError, match="s3a:// or file://"):
         LakeSettings(root="hdfs://nn/lake")
