@@ -3,11 +3,15 @@ dead letters land in their tables; records that do not parse land in bronze.dead
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import StringType, StructField, StructType
 
 from plantlake.config import Settings
 from plantlake.contracts import (
@@ -23,15 +27,16 @@ from plantlake.contracts import (
 )
 from plantlake.contracts import Column as ContractColumn
 from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER
-from plantlake.pipelines.delta_io import append_once, read_kafka_stream, writer_id
+from plantlake.pipelines.delta_io import append_once, read_kafka_stream, table_exists, writer_id
 from plantlake.pipelines.schemas import record_schema
+from plantlake.spark import scheduler_pool
 from plantlake.topics import topic
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 # Set by the edge forwarder: (edge_instance, edge_seq) names one edge record, so a record that
 # reached Kafka twice (edge crash between Kafka's ack and the buffer's) can be recognised.
 EDGE_IDENTITY = ("edge_instance", "edge_seq")
-TOPIC_KEYS = ("telemetry", "lifecycle", "dead_letter")
+Check = Callable[[Column], Column]
 
 
 def _header(name: str) -> Column:
@@ -48,6 +53,12 @@ _JSON_VALUE = {
     "long": r"-?\d+\s*+[,}]",
     "double": r"-?\d|NaN\b",  # NaN: the contract allows it for a missing value
 }
+# Spark's column for a record that did not parse in full (bad JSON, or a value of the wrong type).
+CORRUPT = "_corrupt_record"
+# How a non-string JSON value reads once from_json has made it a string: a number, a literal,
+# an object or array, or a quoted NaN/Infinity.
+_NON_STRING_START = ("-", "+", '"', "{", "[", *"0123456789")
+_NON_STRING_TEXT = ("true", "false", "NaN", "Infinity", "+Infinity", "-Infinity", "INF", "+INF", "-INF")  # fmt: skip
 
 
 def _type_errors(text: Column, columns: Sequence[ContractColumn]) -> list[Column]:
@@ -67,31 +78,99 @@ def _type_errors(text: Column, columns: Sequence[ContractColumn]) -> list[Column
     ]
 
 
+def _may_be_mistyped(text: Column, rec: Column, c: ContractColumn) -> Column:
+    """False when the parsed field shows its JSON value has the contract's type; true when only
+    the raw text can tell (then `_type_errors` decides)."""
+    value = rec[c.name]
+    if c.type == "string":
+        # from_json renders a number, literal, object or array as text; a JSON string that reads
+        # like one (rare) is sent to the regexes too.
+        return value.isNotNull() & (
+            F.substring(value, 1, 1).isin(*_NON_STRING_START) | value.isin(*_NON_STRING_TEXT)
+        )
+    # A number field is null for a missing key or a JSON null, and also for "" (no corrupt
+    # record is flagged for that); a quoted "NaN" or "Infinity" parses as a double.
+    present = text.contains(f'"{c.name}"')
+    not_null = ~(text.contains(f'"{c.name}":null') | text.contains(f'"{c.name}": null'))
+    mistyped = value.isNull() & present & not_null
+    if c.type == "double":
+        mistyped = mistyped | F.isnan(value) | value.isin(float("inf"), float("-inf"))
+    return mistyped
+
+
+def _needs_regexes(text: Column, rec: Column, columns: Sequence[ContractColumn]) -> Column:
+    """Whether a record must be checked on its raw text: it did not parse in full, or a field
+    may hold a value of another JSON type, or it nests (a key at any depth counts), or holds a
+    NaN or Infinity outside the contract's fields (from_json accepts those, JSON does not)."""
+    suspects = [_may_be_mistyped(text, rec, c) for c in columns if c.type in _JSON_VALUE]
+    return (
+        rec.isNull()
+        | rec[CORRUPT].isNotNull()
+        | ~text.startswith("{")
+        | (F.locate("{", text, 2) > 0)
+        | text.contains("[")
+        | text.contains("NaN")
+        | text.contains("Infinity")
+        | reduce(operator.or_, suspects, F.lit(False))
+    )
+
+
 def _parse_error(
-    rec: Column, columns: Sequence[ContractColumn], checks: Sequence[Column]
+    text: Column, rec: Column, columns: Sequence[ContractColumn], checks: Sequence[Check]
 ) -> Column:
-    """Why a parsed record breaks its contract, or null when it does not."""
+    """Why a parsed record breaks its contract, or null when it does not.
+
+    Most records parse in full with every field of its JSON type, which the parsed struct alone
+    shows; only the others pay for a second JSON parse and a regex per field on the raw text.
+    """
+    slow = _needs_regexes(text, rec, columns)
+    # A JSON object always has a type: get_json_object is null for malformed text.
+    json_ok = ~slow | (F.get_json_object(text, "$").isNotNull() & text.startswith("{"))
+    typed = F.when(slow, F.concat_ws("; ", *_type_errors(text, columns)))
     reasons = [
         F.when(rec[c.name].isNull(), F.lit(f"{c.name} is missing or of the wrong type"))
         for c in columns
         if not c.nullable
     ]
-    joined = F.concat_ws("; ", *reasons, *checks)
+    checked = [check(rec) for check in checks]
+    joined = F.concat_ws("; ", *reasons, F.when(typed != "", typed), *checked)
     return (
-        F.when(~F.col("_json_ok"), F.lit("payload is not a JSON object"))
+        F.when(~json_ok, F.lit("payload is not a JSON object"))
         .when(joined == "", F.lit(None))
         .otherwise(joined)
     )
 
 
-def parse_records(
-    kafka_rows: DataFrame, columns: Sequence[ContractColumn], *, checks=()
-) -> DataFrame:
-    """Kafka rows to parsed rows with `rec` (the record struct) and `parse_error`.
+_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
 
-    Grain in and out: one Kafka record. `checks` are extra reasons (Columns, null when fine)
-    computed from `rec`; rows whose `parse_error` is null keep their contract.
-    """
+
+def _schema(columns: Sequence[ContractColumn]) -> StructType:
+    return StructType([*record_schema(columns).fields, StructField(CORRUPT, StringType())])
+
+
+def _by_kind(key: Column, values: Mapping[str, Column]) -> Column:
+    """`values[key]`, as a CASE expression: only the matching branch is evaluated per row."""
+    cases = iter(values.items())
+    first, value = next(cases)
+    column = F.when(key == first, value)
+    for name, value in cases:
+        column = column.when(key == name, value)
+    return column
+
+
+@dataclass(frozen=True)
+class RecordContract:
+    """What bronze holds one topic's records to: their columns, and extra checks on the parsed
+    record (each a Column that is a reason, or null when the record passes)."""
+
+    columns: tuple[ContractColumn, ...]
+    checks: tuple[Check, ...] = ()
+
+
+def _parse(
+    kafka_rows: DataFrame, contracts: Mapping[str, RecordContract], kind: Column
+) -> DataFrame:
+    """Kafka rows parsed once each, by the contract `kind` names (one struct column per kind)."""
     text = F.col("value").cast("string")
     parsed = kafka_rows.select(
         F.col("key").cast("string").alias("kafka_key"),
@@ -102,36 +181,75 @@ def parse_records(
         F.col("value").alias("raw_value"),
         _header(INSTANCE_HEADER).alias("edge_instance"),
         _header(SEQ_HEADER).cast("long").alias("edge_seq"),
-        # from_json turns malformed text into nulls; a JSON object always has a type.
-        (F.get_json_object(text, "$").isNotNull() & text.startswith("{")).alias("_json_ok"),
-        F.from_json(text, record_schema(columns), {"mode": "PERMISSIVE"}).alias("rec"),
-        F.concat_ws("; ", *_type_errors(text, columns)).alias("_type_errors"),
-    )
-    rec = F.col("rec")
-    typed = F.when(F.col("_type_errors") != "", F.col("_type_errors"))
-    error = _parse_error(rec, columns, [typed, *(check(rec) for check in checks)])
-    return parsed.withColumn("parse_error", error).drop("_json_ok", "_type_errors")
-
-
-def _telemetry_checks() -> tuple:
-    return (
-        lambda rec: F.when(
-            ~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad")
-        ),
-        lambda rec: F.when(
-            rec["schema_version"] != RECORD_SCHEMA_VERSION, F.lit("unsupported schema_version")
+        kind.alias("kind"),
+        *(
+            F.when(kind == name, F.from_json(text, _schema(c.columns), _JSON_OPTIONS)).alias(name)
+            for name, c in contracts.items()
         ),
     )
+    text = F.col("raw_value").cast("string")
+    errors = {
+        name: _parse_error(text, F.col(name), c.columns, c.checks) for name, c in contracts.items()
+    }
+    return parsed.withColumn("parse_error", _by_kind(F.col("kind"), errors))
+
+
+def parse_records(
+    kafka_rows: DataFrame, columns: Sequence[ContractColumn], *, checks: Sequence[Check] = ()
+) -> DataFrame:
+    """Kafka rows to parsed rows with `rec` (the record struct) and `parse_error`.
+
+    Grain in and out: one Kafka record. `checks` are extra reasons (Columns, null when fine)
+    computed from `rec`; rows whose `parse_error` is null keep their contract.
+    """
+    contract = RecordContract(tuple(columns), tuple(checks))
+    return _parse(kafka_rows, {"rec": contract}, F.lit("rec")).drop("kind")
+
+
+def parse_batch(kafka_rows: DataFrame, *, topics: Mapping[str, str]) -> DataFrame:
+    """A micro-batch of every bronze topic, each record parsed once by its topic's contract.
+
+    Grain in and out: one Kafka record. `topics` maps each kind of `CONTRACTS` to its topic
+    name; the result has `kind`, one record struct column per kind (null on the other kinds'
+    rows) and `parse_error`. `records_of` takes one kind's rows as `parse_records` gives them.
+    """
+    kind = _by_kind(F.col("topic"), {topics[name]: F.lit(name) for name in CONTRACTS})
+    return _parse(kafka_rows, CONTRACTS, kind)
+
+
+def records_of(parsed: DataFrame, kind: str) -> DataFrame:
+    """One kind's rows of a `parse_batch` result, with its record struct as `rec`."""
+    others = [name for name in CONTRACTS if name != kind]
+    return parsed.where(F.col("kind") == kind).drop("kind", *others).withColumnRenamed(kind, "rec")
+
+
+_TELEMETRY_CHECKS: tuple[Check, ...] = (
+    lambda rec: F.when(
+        ~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad")
+    ),
+    lambda rec: F.when(
+        rec["schema_version"] != RECORD_SCHEMA_VERSION, F.lit("unsupported schema_version")
+    ),
+)
+_LIFECYCLE_CHECKS: tuple[Check, ...] = (
+    lambda rec: F.when(~rec["kind"].isin(*LIFECYCLE_KINDS), F.lit("unknown lifecycle kind")),
+)
+# Keyed like TOPIC_KEYS: the topic each kind of record arrives on.
+CONTRACTS = {
+    "telemetry": RecordContract(TELEMETRY_RECORD, _TELEMETRY_CHECKS),
+    "lifecycle": RecordContract(LIFECYCLE_RECORD, _LIFECYCLE_CHECKS),
+    "dead_letter": RecordContract(EDGE_DEAD_LETTER_RECORD),
+}
+TOPIC_KEYS = tuple(CONTRACTS)
 
 
 def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
     """Kafka telemetry rows parsed as canonical records (see `parse_records`)."""
-    return parse_records(kafka_rows, TELEMETRY_RECORD, checks=_telemetry_checks())
+    return parse_records(kafka_rows, TELEMETRY_RECORD, checks=_TELEMETRY_CHECKS)
 
 
 def parse_lifecycle(kafka_rows: DataFrame) -> DataFrame:
-    check = lambda rec: F.when(~rec["kind"].isin(*LIFECYCLE_KINDS), F.lit("unknown lifecycle kind"))  # noqa: E731
-    return parse_records(kafka_rows, LIFECYCLE_RECORD, checks=(check,))
+    return parse_records(kafka_rows, LIFECYCLE_RECORD, checks=_LIFECYCLE_CHECKS)
 
 
 def parse_edge_dead_letters(kafka_rows: DataFrame) -> DataFrame:
@@ -187,31 +305,48 @@ def edge_dead_letter_rows(parsed: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def land_batch(batch: DataFrame, settings: Settings, *, app_id: str, batch_id: int) -> None:
-    """Split one micro-batch by topic and append each part to its table, exactly once."""
-    prefix = settings.kafka.topic_prefix
-    names = {key: topic(key).name(prefix) for key in TOPIC_KEYS}
-    batch = batch.persist()
+def _part_sizes(parsed: DataFrame) -> dict[str, int]:
+    """How many rows each bronze table gets from a parsed batch (one small job)."""
+    ok = F.col("parse_error").isNull()
+    row = parsed.agg(
+        F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
+        F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
+        F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
+    ).first()
+    return row.asDict()
+
+
+def land_batch(
+    batch: DataFrame, settings: Settings, *, app_id: str, batch_id: int, existing: set[str]
+) -> None:
+    """Parse one micro-batch once and append each table's part to it, exactly once.
+
+    An empty part is not committed, except to create its table (`existing` holds the tables
+    known to be there): a batch id a table skips is one it never needs, as Delta only skips
+    (app id, batch id) pairs at or below the last one it committed.
+    """
+    names = {key: topic(key).name(settings.kafka.topic_prefix) for key in TOPIC_KEYS}
+    parsed = parse_batch(batch, topics=names).persist()
     try:
-        telemetry = parse_telemetry(batch.where(F.col("topic") == names["telemetry"]))
-        lifecycle = parse_lifecycle(batch.where(F.col("topic") == names["lifecycle"]))
-        edge_dead = parse_edge_dead_letters(batch.where(F.col("topic") == names["dead_letter"]))
-        dead = (
-            dead_letter_rows(telemetry)
-            .unionByName(dead_letter_rows(lifecycle))
-            .unionByName(dead_letter_rows(edge_dead))
-            .unionByName(edge_dead_letter_rows(edge_dead))
-        )
-        lake = settings.lake
-        append_once(
-            telemetry_rows(telemetry), BRONZE_TELEMETRY.path(lake), app_id=app_id, batch_id=batch_id
-        )
-        append_once(
-            lifecycle_rows(lifecycle), BRONZE_LIFECYCLE.path(lake), app_id=app_id, batch_id=batch_id
-        )
-        append_once(dead, BRONZE_DEAD_LETTER.path(lake), app_id=app_id, batch_id=batch_id)
+        sizes = _part_sizes(parsed)  # the job that parses the batch into the cache
+        edge_dead = records_of(parsed, "dead_letter")
+        parts = {
+            BRONZE_TELEMETRY: (sizes["telemetry"], telemetry_rows(records_of(parsed, "telemetry"))),
+            BRONZE_LIFECYCLE: (sizes["lifecycle"], lifecycle_rows(records_of(parsed, "lifecycle"))),
+            BRONZE_DEAD_LETTER: (
+                sizes["dead_letter"],
+                dead_letter_rows(parsed).unionByName(edge_dead_letter_rows(edge_dead)),
+            ),
+        }
+        for ref, (size, rows) in parts.items():
+            path = ref.path(settings.lake)
+            if size == 0 and (path in existing or table_exists(batch.sparkSession, path)):
+                existing.add(path)
+                continue
+            append_once(rows, path, app_id=app_id, batch_id=batch_id)
+            existing.add(path)
     finally:
-        batch.unpersist()
+        parsed.unpersist()
 
 
 def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuery:
@@ -224,6 +359,11 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
     writer = (
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="5 seconds")
     )
-    return writer.foreachBatch(
-        lambda batch, batch_id: land_batch(batch, settings, app_id=app_id, batch_id=batch_id)
-    ).start()
+    existing: set[str] = set()
+    writer = writer.foreachBatch(
+        lambda batch, batch_id: land_batch(
+            batch, settings, app_id=app_id, batch_id=batch_id, existing=existing
+        )
+    )
+    with scheduler_pool(spark, "bronze"):
+        return writer.start()

@@ -88,6 +88,10 @@ def idempotent_dml(session: SparkSession, *, app_id: str, batch_id: int) -> Iter
         session.conf.unset(_TXN_VERSION)
 
 
+def table_exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
 def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hint: str) -> str:
     """The table's path; raises SourceError naming it and what to run when it is not there yet."""
     path = ref.path(lake)

@@ -4,9 +4,12 @@ import datetime as dt
 
 import orjson
 import pytest
+from pyspark.sql import functions as F
 
+from plantlake.contracts import TELEMETRY_RECORD
 from plantlake.demo import demo_readings
 from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind
+from plantlake.pipelines import bronze
 from plantlake.pipelines.bronze import (
     dead_letter_rows,
     edge_dead_letter_rows,
@@ -106,3 +109,69 @@ def test_edge_dead_letters_keep_the_edge_reason_and_the_raw_bytes(spark):
         "sparkplug",
     )
     assert row.raw_value == b"\x00\xffraw" and row.origin == "spBv1.0/x"
+
+
+def test_a_value_of_the_wrong_json_type_is_named_with_the_type_it_should_have(spark):
+    good = next(demo_readings("t", count=1, start_ms=0))
+    changes = [
+        {"value": "hot"},  # from_json: null
+        {"value": "NaN"},  # from_json: NaN, but a JSON string
+        {"asset": 42},  # from_json: "42"
+        {"sensor": {"name": "temperature"}},
+        {"unit": True},
+        {"sequence": ""},  # from_json: null, and no corrupt record
+        {"sequence": 1.5},
+    ]
+    payloads = [orjson.dumps(good | change) for change in changes]
+    payloads.append(orjson.dumps(good | {"sequence": None, "unit": None}))  # nulls are fine
+    parsed = parse_telemetry(_kafka_rows(spark, payloads))
+    reasons = {r.kafka_offset: r.parse_error for r in parsed.collect()}
+    assert reasons == {
+        0: "value should be a JSON double",
+        1: "value should be a JSON double",
+        2: "asset should be a JSON string",
+        3: "sensor should be a JSON string",
+        4: "unit should be a JSON string",
+        5: "sequence should be a JSON long",
+        6: "sequence should be a JSON long",
+        7: None,
+    }
+
+
+def test_canonical_records_are_checked_without_the_raw_text_regexes(spark):
+    # The regexes are the slow path; a canonical record (NaN-free) must not need them.
+    records = list(demo_readings("t", count=50, start_ms=0))
+    records[0] |= {"sequence": None, "filter_version": "v3", "unit": None}
+    kafka_rows = _kafka_rows(spark, [orjson.dumps(r) for r in records])
+    text = F.col("value").cast("string")
+    rec = F.from_json(text, bronze._schema(TELEMETRY_RECORD), bronze._JSON_OPTIONS)
+    slow = kafka_rows.where(bronze._needs_regexes(text, rec, TELEMETRY_RECORD))
+    assert slow.count() == 0
+
+
+def test_a_batch_of_every_topic_is_parsed_once_and_split_by_kind(spark):
+    reading = orjson.dumps(next(demo_readings("t", count=1, start_ms=0)))
+    death = LifecycleEvent(LifecycleKind.DEATH, "sparkplug", "gw", 1_000, 1_005, bd_seq=3)
+    letter = DeadLetter("modbus", "plc", "bad register", b"\x01", 7)
+    rows = [
+        (b"k", reading, "p.telemetry", 0, 0, None, None),
+        (b"k", b"{broken", "p.telemetry", 0, 1, None, None),
+        (b"k", orjson.dumps(death.to_record()), "p.lifecycle", 0, 0, None, None),
+        (b"k", orjson.dumps(letter.to_record()), "p.dead_letter", 0, 0, None, None),
+    ]
+    batch = spark.createDataFrame(rows, _kafka_rows(spark, []).schema)
+    topics = {
+        "telemetry": "p.telemetry",
+        "lifecycle": "p.lifecycle",
+        "dead_letter": "p.dead_letter",
+    }
+    parsed = bronze.parse_batch(batch, topics=topics)
+    [reading_row] = telemetry_rows(bronze.records_of(parsed, "telemetry")).collect()
+    assert reading_row.raw_value == reading
+    [event] = lifecycle_rows(bronze.records_of(parsed, "lifecycle")).collect()
+    assert (event.kind, event.bd_seq) == ("death", 3)
+    [edge] = edge_dead_letter_rows(bronze.records_of(parsed, "dead_letter")).collect()
+    assert (edge.reason, edge.raw_value) == ("bad register", b"\x01")
+    [bad] = dead_letter_rows(parsed).collect()
+    assert (bad.kafka_topic, bad.reason) == ("p.telemetry", "payload is not a JSON object")
+    assert bronze._part_sizes(parsed) == {"telemetry": 1, "lifecycle": 1, "dead_letter": 2}
