@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from plantlake.config import Settings
@@ -39,6 +41,9 @@ def spark_conf(settings: Settings, jar_dir: Path | None) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # Queries sharing a driver (features and scoring, or notebooks running several) share
+        # the cores by pool, so one long batch does not hold the others back (see scheduler_pool).
+        "spark.scheduler.mode": "FAIR",
         "spark.driver.host": settings.spark.cluster_host,
         "spark.driver.bindAddress": settings.spark.cluster_host,
     }
@@ -62,7 +67,11 @@ def submit_args(settings: Settings, jar_dir: Path, *, master: str) -> list[str]:
     gets them shipped with --jars. Everything else (S3A, Delta, credentials) the job's own
     `get_spark()` sets when it creates the session, so no secret appears on a command line.
     """
-    args = ["--master", master, "--conf", f"spark.pyspark.python={sys.executable}"]
+    # The driver JVM is started by spark-submit, before get_spark() could size its heap.
+    args = [
+        "--master", master, "--driver-memory", settings.spark.driver_memory,
+        "--conf", f"spark.pyspark.python={sys.executable}",
+    ]  # fmt: skip
     if is_loopback_master(master):
         return args + [
             "--driver-class-path", f"{jar_dir}/*",
@@ -103,6 +112,22 @@ def get_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def scheduler_pool(spark, name: str) -> Iterator[None]:
+    """Run the Spark jobs of queries started inside in the FAIR scheduler pool `name`.
+
+    A streaming query's thread inherits the local properties of the thread that starts it,
+    so its micro-batches (foreachBatch included) run in the pool; the caller's are restored.
+    """
+    context = spark.sparkContext
+    previous = context.getLocalProperty("spark.scheduler.pool")
+    context.setLocalProperty("spark.scheduler.pool", name)
+    try:
+        yield
+    finally:
+        context.setLocalProperty("spark.scheduler.pool", previous)
 
 
 def register_lake_tables(spark, settings: Settings) -> list[str]:

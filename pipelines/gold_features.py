@@ -39,6 +39,7 @@ from plantlake.pipelines.features import (
     asset_features,
 )
 from plantlake.pipelines.twin_state import good_readings
+from plantlake.spark import scheduler_pool
 
 _INPUT = (
     "asset",
@@ -207,4 +208,5 @@ def run(
     writer = (
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="30 seconds")
     )
-    return writer.foreachBatch(write_batch).start()
+    with scheduler_pool(spark, "features"):
+        return writer.foreachBatch(write_batch).start()

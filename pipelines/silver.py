@@ -38,6 +38,7 @@ from plantlake.pipelines.quality import (
 )
 from plantlake.pipelines.registry import REGISTRY_SCHEMA, join_registry, registry_rows
 from plantlake.pipelines.units import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.spark import scheduler_pool
 
 # silver.dq_metrics without batch_time, which is stamped at write.
 DQ_METRICS_SCHEMA = (
@@ -267,4 +268,5 @@ def run(
     writer = (
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="10 seconds")
     )
-    return writer.foreachBatch(write_batch).start()
+    with scheduler_pool(spark, "silver"):
+        return writer.foreachBatch(write_batch).start()

@@ -24,11 +24,13 @@ def test_session_has_delta_s3a_and_small_shuffles(tmp_path):
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert conf["spark.hadoop.fs.s3a.secret.key"] == "sk-123"
     assert int(conf["spark.sql.shuffle.partitions"]) <= 8
+    assert conf["spark.scheduler.mode"] == "FAIR"
 
 
 def test_submit_to_a_loopback_cluster_uses_the_cached_jars_and_carries_no_secret(tmp_path):
     args = submit_args(_settings(tmp_path), tmp_path, master="spark://127.0.0.1:7077")
     assert args[:2] == ["--master", "spark://127.0.0.1:7077"]
+    assert args[args.index("--driver-memory") + 1] == "2g"
     assert args[args.index("--driver-class-path") + 1] == f"{tmp_path}/*"
     assert f"spark.executor.extraClassPath={tmp_path}/*" in args
     assert not any("sk-123" in a for a in args)
