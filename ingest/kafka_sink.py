@@ -25,6 +25,17 @@ def producer_config(kafka: KafkaSettings) -> dict:
     }
 
 
+def send_waiting(producer, topic: str, *, wait_s: float = 0.1, **message) -> None:
+    """Queue one message; while the producer's local queue is full, serve delivery reports
+    (which frees it) and retry: back-pressure from the broker, not an error."""
+    while True:
+        try:
+            producer.produce(topic, **message)
+            return
+        except BufferError:
+            producer.poll(wait_s)
+
+
 def produce(
     kafka: KafkaSettings, topic: str, records: Iterable[Mapping], *, timeout: float = 30.0
 ) -> int:
@@ -43,8 +54,8 @@ def produce(
             failures.append(str(err))
 
     for record in records:
-        producer.produce(topic, key=str(record.get("asset", "")).encode(),
-                         value=orjson.dumps(record), on_delivery=on_delivery)  # fmt: skip
+        send_waiting(producer, topic, key=str(record.get("asset", "")).encode(),
+                     value=orjson.dumps(record), on_delivery=on_delivery)  # fmt: skip
         producer.poll(0)
         sent += 1
     remaining = producer.flush(timeout)
