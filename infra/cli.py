@@ -249,7 +249,7 @@ Once = Annotated[bool, typer.Option("--once", help="Process what is available, t
 
 @pipeline_app.command("run")
 def pipeline_run(
-    layer: Annotated[str, typer.Argument(help="bronze, silver, gold, features or cmms")],
+    layer: Annotated[str, typer.Argument(help="hot, bronze, silver, gold, features or cmms")],
     once: Once = False,
     file: Annotated[
         Path | None,
@@ -258,10 +258,14 @@ def pipeline_run(
         ),
     ] = None,
 ) -> None:
-    """Run a pipeline layer in this process, continuously or once (availableNow); cmms loads the
-    CMMS export into silver.maintenance_events (always once)."""
-    from plantlake.pipelines.jobs import run_cmms, run_layer
+    """Run a pipeline layer in this process, continuously or once (availableNow); `hot` is the
+    hot path that keeps gold.twin_state (no Spark); cmms loads the CMMS export into
+    silver.maintenance_events (always once)."""
+    from plantlake.pipelines.jobs import run_cmms, run_hot_path, run_layer
 
+    if layer == "hot":
+        run_hot_path(_settings(), once=once, console=console)
+        return
     if layer == "cmms":
         run_cmms(_settings(), path=file, console=console)
         return

@@ -224,6 +224,28 @@ class ModelSettings(_Section):
     )
 
 
+class HotPathSettings(_Section):
+    """The hot path: Kafka to gold.twin_state through delta-rs, as the table's only writer."""
+
+    group_id: str = Field("plantlake-hot-path", description="Kafka consumer group (scale-out).")
+    flush_interval_ms: int = Field(
+        500, ge=50, description="How often the twin is committed (then Kafka offsets)."
+    )
+    heartbeat_seconds: float = Field(
+        10.0, gt=0, description="Commit at least this often while idle (liveness moves on)."
+    )
+    max_poll_records: int = Field(10_000, gt=0, description="Largest read from Kafka at a time.")
+    reference_refresh_seconds: float = Field(
+        60.0, gt=0, description="How often the registry and units are re-read."
+    )
+    vacuum_interval_seconds: float = Field(
+        600.0, gt=0, description="How often replaced twin files are removed."
+    )
+    retention_hours: float = Field(
+        1.0, gt=0, description="How long replaced twin files and log entries are kept."
+    )
+
+
 class Settings(BaseSettings):
     """Everything plantlake needs to know about where things are."""
 
@@ -244,6 +266,7 @@ class Settings(BaseSettings):
     modbus: ModbusSettings = ModbusSettings()
     edge: EdgeSettings = EdgeSettings()
     models: ModelSettings = ModelSettings()
+    hot_path: HotPathSettings = HotPathSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -161,8 +161,15 @@ TWIN_STATUSES = (ALIVE, STALE, DEAD)
 GOLD_TWIN_STATE = TableRef(
     "gold", "twin_state",
     key=("asset", "sensor"),
-    writer="plantlake pipeline run gold",
+    writer="plantlake pipeline run hot (delta-rs; its only writer)",
     comment="Latest good value per asset and sensor, with liveness: alive, stale or dead.",
+)  # fmt: skip
+GOLD_WATERMARKS = TableRef(
+    "gold", "watermarks",
+    key=("asset", "sensor"),
+    writer="plantlake pipeline run gold",
+    comment="Newest Good event time per asset and sensor that the gold job has aggregated: where "
+    "each sensor's aggregate windows close.",
 )  # fmt: skip
 GOLD_TELEMETRY_1M = TableRef(
     "gold", "telemetry_1m",
@@ -222,7 +229,7 @@ TABLES: tuple[TableRef, ...] = (
     BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
     SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS,
-    GOLD_TWIN_STATE, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M, GOLD_LATE_DATA,
+    GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M, GOLD_LATE_DATA,
     SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
     GOLD_WORK_ORDERS,
 )  # fmt: skip
@@ -263,3 +270,33 @@ SILVER_TELEMETRY_COLUMNS: tuple[Column, ...] = (
     Column("bronze_ingest_time", "timestamp", False, "When bronze landed it."),
     Column("silver_time", "timestamp", False, "When silver wrote it."),
 )
+
+# Columns of gold.twin_state, written by the hot path through delta-rs (pipelines/twin_store.py).
+TWIN_STATE_COLUMNS: tuple[Column, ...] = (
+    Column("asset", "string", False, "Asset path site/line/asset."),
+    Column("sensor", "string", False, "Sensor name within the asset."),
+    Column("asset_class", "string", True, "From the registry row valid at event time."),
+    Column("quantity", "string", True, "The physical quantity (registry)."),
+    Column("value", "double", False, "The latest Good value, in the canonical unit."),
+    Column("unit", "string", True, "Canonical unit; null for unitless window features."),
+    Column("quality", "string", False, "Always Good: only Good readings move the twin."),
+    Column("event_time", "timestamp", False, "Source timestamp of the value."),
+    Column("event_time_ms", "long", False, "Source timestamp, epoch ms."),
+    Column("receive_time", "timestamp", False, "When the edge received it."),
+    Column("source_protocol", "string", False, "opcua, modbus, sparkplug, daq."),
+    Column("source_node", "string", False, "Edge node or endpoint."),
+    Column("sequence", "long", True, "Source sequence number."),
+    Column("kafka_topic", "string", False, "Lineage back to Kafka."),
+    Column("kafka_partition", "int", False, "Lineage; also which hot-path member owns the row."),
+    Column("kafka_offset", "long", False, "Lineage back to Kafka."),
+    Column("status", "string", False, "alive, stale or dead (TWIN_STATUSES)."),
+    Column("status_reason", "string", False, "Why, for people."),
+    Column("status_since", "timestamp", False, "Since when the status holds."),
+    Column("status_as_of", "timestamp", False, "The hot path's clock when it last judged it."),
+    Column("freshness_slo_ms", "long", False, "How long a value counts as fresh."),
+    Column(
+        "rule_state", "string", True,
+        "What the stuck and rate-of-change checks carry for the sensor (JSON), so a restarted "
+        "hot path resumes them.",
+    ),
+)  # fmt: skip

@@ -89,7 +89,8 @@ def run_edge_processes(
 
 
 def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms: int) -> None:
-    """Refine what landed: silver (units, registry, rules, quarantine) then gold (twin state)."""
+    """Refine what landed: silver (units, registry, rules, quarantine), gold (aggregates), and the
+    hot path's twin state."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -102,6 +103,7 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     from plantlake.ingest.simulator.plant import build_plant
     from plantlake.pipelines import gold, silver
     from plantlake.pipelines.delta_io import read_delta
+    from plantlake.pipelines.hot_path import HotPath
 
     if not DeltaTable.isDeltaTable(spark, REFERENCE_UNITS.path(settings.lake)):
         silver.load_reference(spark, settings, build_plant(settings.simulator.seed))
@@ -110,6 +112,9 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
         began = time.monotonic()
         layer.run(spark, settings, once=True).awaitTermination()
         console.print(f"{name} job finished in {time.monotonic() - began:.1f}s")
+    began = time.monotonic()
+    stats = HotPath(settings, log=lambda _line: None).run(once=True)
+    console.print(f"hot path caught up in {time.monotonic() - began:.1f}s: {stats.summary()}")
 
     fresh = F.col("receive_time") >= F.timestamp_millis(F.lit(started_ms))
     kept = read_delta(spark, SILVER_TELEMETRY.path(settings.lake)).where(fresh)

@@ -43,7 +43,7 @@ def watermarks(state: DataFrame, *, delay_ms: int, now_ms: int) -> DataFrame:
     outage is behind only its own watermark (which stood still while it was cut off), not behind
     the plant's. The cap at `now_ms` keeps a device clock running ahead from closing windows early.
 
-    Grain in: one row per (asset, sensor) with `event_time_ms` (gold.twin_state before the batch).
+    Grain in: one row per (asset, sensor) with `event_time_ms` (gold.watermarks before the batch).
     Grain out: one row per (asset, sensor): asset, sensor, watermark_ms.
     """
     latest = F.least(F.col("event_time_ms"), F.lit(now_ms))

@@ -48,6 +48,28 @@ def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, s
     )
 
 
+def run_hot_path(settings: Settings, *, once: bool, console: Console) -> None:
+    """The hot path in this process (no Spark): until Ctrl-C, or caught up with `once`."""
+    import threading
+
+    from plantlake.pipelines.hot_path import HotPath
+
+    def log(line: str) -> None:
+        console.print(f"[dim]{time.strftime('%Y-%m-%d %H:%M:%S')}[/] {line}", highlight=False)
+
+    stop = threading.Event()
+    hot = HotPath(settings, log=log)
+    log(
+        f"hot path: started ({'once' if once else 'continuous'}), group {settings.hot_path.group_id}"
+    )
+    try:
+        stats = hot.run(once=once, stop=stop)
+    except KeyboardInterrupt:
+        log("hot path: interrupted; the last commit and its offsets stand")
+        raise
+    log(f"hot path: done; {stats.summary()}")
+
+
 def run_maintenance(
     settings: Settings, *, console: Console, retention_hours: int, spark=None
 ) -> None:

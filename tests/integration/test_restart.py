@@ -41,7 +41,6 @@ from plantlake.ingest.kafka_sink import produce, producer_config
 from plantlake.pipelines import gold
 from plantlake.pipelines.aggregates import AGGREGATE_COLUMNS, LATE_DATA_COLUMNS
 from plantlake.pipelines.gold import GoldOptions, GoldPaths
-from plantlake.pipelines.twin_state import STATE_COLUMNS
 from plantlake.services.minio import s3_client
 from plantlake.topics import topic
 
@@ -323,7 +322,7 @@ def _gold_tables(spark, settings: Settings) -> dict[str, list[tuple]]:
     """Every gold table's rows without the columns that record when the job ran."""
     paths = GoldPaths.for_lake(settings.lake)
     columns = {
-        paths.twin_state: STATE_COLUMNS,
+        paths.watermarks: ("asset", "sensor", "event_time_ms"),
         paths.windows["1m"]: AGGREGATE_COLUMNS,
         paths.windows["5m"]: AGGREGATE_COLUMNS,
         # batch_id last: the tests compare it on its own
@@ -356,9 +355,9 @@ def test_gold_killed_mid_batch_then_restarted_equals_an_uninterrupted_run(
     expected = _gold_tables(spark, reference)
 
     # The crashed run, on S3A: a continuous gold process; batch 0 takes the first delivery (the
-    # second is written once batch 0 is planned, so the next batch takes it, unless a liveness
-    # tick comes first); that batch is killed once it had MERGEd telemetry_1m (its first write)
-    # but not finished (telemetry_5m, late data and twin state still to come). Batch 0 created
+    # second is written once batch 0 is planned, so the next batch takes it); that batch is
+    # killed once it had MERGEd telemetry_1m (its first write) but not finished (telemetry_5m,
+    # late data and watermarks still to come). Batch 0 created
     # each gold table: version 0.
     settings = scratch_lake
     paths = GoldPaths.for_lake(settings.lake)
@@ -399,6 +398,6 @@ def test_gold_killed_mid_batch_then_restarted_equals_an_uninterrupted_run(
     # The 40-minute-old reading, once per window size, recorded by the batch that was retried.
     assert [row[-1] for row in got["late_data"]] == [open_batch, open_batch]
     assert [row[-1] for row in expected["late_data"]] == [1, 1]
-    for rows in (got, expected):  # which batch it was depends on the liveness ticks
+    for rows in (got, expected):  # the batch id depends on how the deliveries were batched
         rows["late_data"] = [row[:-1] for row in rows["late_data"]]
     assert got == expected

@@ -1,4 +1,5 @@
-"""The gold layer: twin state and its MERGE, liveness, window aggregates, replay and late data."""
+"""The gold layer: latest state over silver, watermarks, window aggregates, replay and late data.
+(Twin state and liveness are the hot path's: tests/unit/test_twin_fold.py.)"""
 
 import datetime as dt
 import itertools
@@ -12,8 +13,8 @@ from plantlake.config import LakeSettings
 from plantlake.contracts import SILVER_TELEMETRY_COLUMNS
 from plantlake.pipelines import gold
 from plantlake.pipelines.aggregates import WINDOWS_MS, window_aggregates
-from plantlake.pipelines.gold import GoldOptions, GoldPaths, merge_twin_state, process_batch
-from plantlake.pipelines.twin_state import LIFECYCLE_COLUMNS, latest_state, liveness
+from plantlake.pipelines.gold import GoldOptions, GoldPaths, merge_watermarks, process_batch
+from plantlake.pipelines.twin_state import latest_state
 
 pytestmark = pytest.mark.spark
 
@@ -43,11 +44,6 @@ def silver(spark, rows):
     return spark.createDataFrame(rows, SILVER_SCHEMA)
 
 
-def lifecycle(spark, events):
-    """events: (kind, source_node, asset, device, event_time_ms)."""
-    return spark.createDataFrame(events, LIFECYCLE_COLUMNS)
-
-
 def test_latest_state_takes_the_newest_good_value_and_ignores_bad(spark):
     rows = [
         reading("a", "temp", T0, 10.0),
@@ -67,107 +63,30 @@ def test_latest_state_takes_the_newest_good_value_and_ignores_bad(spark):
     assert state["b", "temp"].source_node == "n2"
 
 
-def _twin(spark, rows, now_ms):
-    return liveness(
-        latest_state(silver(spark, rows)), lifecycle=lifecycle(spark, []), now_ms=now_ms
-    )
-
-
 def _table(spark, path):
     return {(r.asset, r.sensor): r for r in spark.read.format("delta").load(path).collect()}
 
 
-@pytest.fixture(scope="module")
-def twin_history(spark, tmp_path_factory):
-    """gold.twin_state after: batch 0 (newer value), batch 1 (a late, older value), batch 1 again.
-
-    The retry of batch 1 computes something else (a later clock, newer data), as a real retry
-    may: Delta must skip it all the same.
-    """
+def test_watermarks_only_move_forward_and_a_retry_changes_nothing(spark, tmp_path):
     from delta.tables import DeltaTable
 
-    path = f"file://{tmp_path_factory.mktemp('twin')}/twin_state"
-    snapshots = []
+    path = f"file://{tmp_path}/watermarks"
     batches = [
-        (0, reading("a", "temp", T0 + 5000, 50.0), T0 + 6000),
-        (1, reading("a", "temp", T0 + 1000, 10.0), T0 + 500_000),
-        (1, reading("a", "temp", T0 + 9000, 99.0), T0 + 900_000),
+        (0, [reading("a", "temp", T0 + 5000, 50.0), reading("b", "temp", T0, 1.0)]),
+        (
+            1,
+            [
+                reading("a", "temp", T0 + 1000, 10.0),  # late and older: a stays
+                reading("b", "temp", T0 + 9000, 2.0, quality="Bad"),
+            ],
+        ),  # Bad: b stays  # fmt: skip
+        (1, [reading("a", "temp", T0 + 9000, 99.0)]),  # a retry of batch 1 computing otherwise
     ]
-    for batch_id, row, now_ms in batches:
-        merge_twin_state(_twin(spark, [row], now_ms), path, app_id="w", batch_id=batch_id)
-        if batch_id == 1:
-            version = DeltaTable.forPath(spark, path).history(1).first().version
-            snapshots.append((version, _table(spark, path)))
-    return snapshots
-
-
-def test_a_late_event_never_overwrites_newer_state(twin_history):
-    _, after_late = twin_history[0]
-    row = after_late["a", "temp"]
-    assert (row.value, row.event_time_ms) == (50.0, T0 + 5000)
-    # Liveness is still recomputed: the source's clock was later.
-    assert row.status_as_of == _ts(T0 + 500_000).replace(tzinfo=None)
-    assert row.status == "stale"
-
-
-def test_a_retried_batch_leaves_twin_state_unchanged(twin_history):
-    (version, before), (retried_version, after) = twin_history
-    assert retried_version == version
-    assert after == before
-
-
-def test_liveness_alive_stale_dead_and_alive_again(spark):
-    now = T0 + 3_600_000
-    rows = [
-        reading("site/l1/fresh", "temp", now - 10_000, 1.0),
-        reading("site/l1/silent", "temp", now - 200_000, 1.0),  # temperature SLO: 180 s
-        reading("site/l1/valve", "state", now - 200_000, 1.0, quantity="state"),  # SLO 900 s
-        # Sparkplug: the NDEATH names the gateway asset, no device; every device dies with it.
-        reading("sp/l1/press1", "temp", now - 30_000, 1.0, node="sp/node1"),
-        # Modbus: the endpoint's connection loss has no asset; readings come via endpoint/unit.
-        reading("mb/l1/pump3", "temp", now - 30_000, 1.0, node="10.0.0.5:502/3"),
-        # A device death kills its own asset, not its sibling on the same node.
-        reading("sp/l1/press2", "temp", now - 30_000, 1.0, node="sp/node2"),
-        reading("sp/l1/press3", "temp", now - 30_000, 1.0, node="sp/node2"),
-        # A value newer than the death, or a birth after it, brings the sensor back.
-        reading("sp/l1/press4", "temp", now - 10_000, 1.0, node="sp/node3"),
-        reading("sp/l1/press5", "temp", now - 30_000, 1.0, node="sp/node4"),
-        # The edge reported it stale after its last value.
-        reading("ua/l1/motor1", "temp", now - 10_000, 1.0, node="opc.tcp://ua:4840"),
-    ]
-    events = [
-        ("death", "sp/node1", "sp/l1/node1", None, now - 20_000),
-        ("death", "10.0.0.5:502", None, None, now - 20_000),
-        ("rebirth_requested", "sp/node2", None, None, now - 1_000),
-        ("death", "sp/node2", "sp/l1/press2", "press2", now - 20_000),
-        ("death", "sp/node3", "sp/l1/press4", "press4", now - 20_000),
-        ("death", "sp/node4", None, None, now - 20_000),
-        ("birth", "sp/node4", None, None, now - 15_000),
-        ("stale", "opc.tcp://ua:4840", "ua/l1/motor1", None, now - 5_000),
-        ("death", "sp/node1", None, None, now + 60_000),  # not yet happened at `now`
-    ]
-    state = latest_state(silver(spark, rows))
-    out = liveness(state, lifecycle=lifecycle(spark, events), now_ms=now).collect()
-    got = {r.asset: r for r in out}
-    assert {a: r.status for a, r in got.items()} == {
-        "site/l1/fresh": "alive",
-        "site/l1/silent": "stale",
-        "site/l1/valve": "alive",
-        "sp/l1/press1": "dead",
-        "mb/l1/pump3": "dead",
-        "sp/l1/press2": "dead",
-        "sp/l1/press3": "alive",
-        "sp/l1/press4": "alive",
-        "sp/l1/press5": "alive",
-        "ua/l1/motor1": "stale",
-    }
-    naive = lambda ms: _ts(ms).replace(tzinfo=None)  # noqa: E731
-    assert got["site/l1/silent"].status_since == naive(now - 200_000 + 180_000)
-    assert "180 s freshness SLO" in got["site/l1/silent"].status_reason
-    assert got["sp/l1/press1"].status_since == naive(now - 20_000)
-    assert got["sp/l1/press1"].status_reason.startswith("edge node sp/node1")
-    assert got["sp/l1/press2"].status_reason.startswith("device sp/node2")
-    assert "reported it stale" in got["ua/l1/motor1"].status_reason
+    for batch_id, rows in batches:
+        merge_watermarks(silver(spark, rows), path, app_id="w", batch_id=batch_id)
+    marks = {k: r.event_time_ms for k, r in _table(spark, path).items()}
+    assert marks == {("a", "temp"): T0 + 5000, ("b", "temp"): T0}
+    assert DeltaTable.forPath(spark, path).history().count() == 2  # the retry was skipped
 
 
 def test_window_aggregates_are_exact_over_good_rows(spark):

@@ -12,8 +12,8 @@ from plantlake.pipelines.expectations import load_rules
 from plantlake.pipelines.quality import apply_rules
 from plantlake.pipelines.reading_checks import (
     UNIT_RULE,
-    Reference,
     ReadingChecker,
+    Reference,
     RegistryRow,
     SensorChecks,
     UnitRow,
