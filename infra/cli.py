@@ -249,7 +249,7 @@ Once = Annotated[bool, typer.Option("--once", help="Process what is available, t
 
 @pipeline_app.command("run")
 def pipeline_run(
-    layer: Annotated[str, typer.Argument(help="hot, bronze, silver, gold, features or cmms")],
+    layer: Annotated[str, typer.Argument(help="hot, bronze, silver, cold, gold, features or cmms")],
     once: Once = False,
     file: Annotated[
         Path | None,
@@ -274,9 +274,22 @@ def pipeline_run(
     run_layer(_settings(), layer, once=once, console=console)
 
 
+@pipeline_app.command("up")
+def pipeline_up(
+    hot: Annotated[bool, typer.Option(help="Also run the hot path (gold.twin_state).")] = True,
+) -> None:
+    """Run the lake path as deployed, until Ctrl-C: the hot path, bronze, the cold path (silver
+    and aggregates) and scheduled features, with a live status line."""
+    from plantlake.pipelines.lake_path import run_lake_path
+
+    run_lake_path(_settings(), console=console, hot=hot)
+
+
 @pipeline_app.command("submit")
 def pipeline_submit(
-    job: Annotated[str, typer.Argument(help="bronze, silver, gold, features, maintain or cmms")],
+    job: Annotated[
+        str, typer.Argument(help="up, bronze, silver, cold, gold, features, maintain or cmms")
+    ],
     once: Once = False,
     master: Annotated[
         str | None, typer.Option(help="Default: the local standalone master.")

@@ -224,6 +224,24 @@ class ModelSettings(_Section):
     )
 
 
+class PipelineSettings(_Section):
+    """The Spark side of the lake path: triggers, and how `plantlake pipeline up` runs it."""
+
+    bronze_trigger: str = Field("5 seconds", description="processingTime of the bronze query.")
+    bronze_max_offsets: int = Field(
+        500_000, gt=0, description="Largest bronze micro-batch (maxOffsetsPerTrigger)."
+    )
+    cold_trigger: str = Field(
+        "30 seconds", description="processingTime of the cold path (silver + aggregates)."
+    )
+    features_every_minutes: float = Field(
+        5.0, gt=0, description="`pipeline up` runs gold.features (availableNow) this often."
+    )
+    spark_nice: int = Field(
+        10, ge=0, le=19, description="Niceness of the Spark driver, so the hot path goes first."
+    )
+
+
 class HotPathSettings(_Section):
     """The hot path: Kafka to gold.twin_state through delta-rs, as the table's only writer."""
 
@@ -267,6 +285,7 @@ class Settings(BaseSettings):
     edge: EdgeSettings = EdgeSettings()
     models: ModelSettings = ModelSettings()
     hot_path: HotPathSettings = HotPathSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -15,12 +15,14 @@ silver, aggregates, features). Each cycle of `flush_interval_ms`:
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
@@ -67,18 +69,22 @@ class HotPathStats:
     # receive time -> twin commit of each changed row's value, in ms (the freshness figure).
     freshness_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
+    def percentiles(self, last: int = 20_000) -> tuple[float, float] | None:
+        """(p50, p99) in seconds of the receive -> twin commit times of the last `last` values."""
+        recent = sorted(list(self.freshness_ms)[-last:])
+        if not recent:
+            return None
+        return recent[len(recent) // 2] / 1000, recent[int(len(recent) * 0.99)] / 1000
+
     def summary(self) -> str:
         commit = (
             f"commit p50 {statistics.median(self.commit_seconds) * 1000:.0f} ms"
             if self.commit_seconds
             else "no commit yet"
         )
-        fresh = sorted(self.freshness_ms)
+        fresh = self.percentiles(last=len(self.freshness_ms))
         age = (
-            f"receive->twin p50 {fresh[len(fresh) // 2] / 1000:.2f} s, "
-            f"p99 {fresh[int(len(fresh) * 0.99)] / 1000:.2f} s"
-            if fresh
-            else "no value yet"
+            f"receive->twin p50 {fresh[0]:.2f} s, p99 {fresh[1]:.2f} s" if fresh else "no value yet"
         )
         return (
             f"{self.readings} readings ({self.held_back} held back, {self.refused} refused), "
@@ -107,12 +113,16 @@ class HotPath:
         rules: Sequence[Rule] | None = None,
         log: Callable[[str], None] = print,
         clock: Callable[[], int] = wall_ms,
+        status_path: Path | None = None,
     ):
         self.settings = settings
         self.options = settings.hot_path
         self.checker = ReadingChecker(load_rules() if rules is None else rules)
         self.log = log
         self.clock = clock
+        self.status_path = status_path
+        self.last_commit_ms: int | None = None
+        self.lag = 0
         self.storage = delta_rs_options(settings)
         self.twin_path = GOLD_TWIN_STATE.path(settings.lake)
         prefix = settings.kafka.topic_prefix
@@ -228,7 +238,7 @@ class HotPath:
             self.twin_path, self.storage, twin_batch(rows, self.checks), partitions=owned,
             retention_hours=self.options.retention_hours,
         )  # fmt: skip
-        committed_ms = self.clock()
+        committed_ms = self.last_commit_ms = self.clock()
         self.stats.commit_seconds.append(time.monotonic() - started)
         self.stats.commits += 1
         self._announce(changed, version=version, committed_ms=committed_ms)
@@ -256,6 +266,7 @@ class HotPath:
                 "receive_time_ms": row.receive_time_ms, "status": row.status,
                 "status_reason": row.status_reason, "status_since_ms": row.status_since_ms,
                 "twin_version": version, "twin_committed_ms": committed_ms,
+                "change": "value" if key in self._pending else "status",
             }  # fmt: skip
             self._producer.produce(
                 self.state_topic, key=f"{row.asset}/{row.sensor}".encode(),
@@ -322,6 +333,37 @@ class HotPath:
                     continue
                 self.fold_lifecycle(message, now)
 
+    def _lag(self, consumer) -> int:
+        """Readings in Kafka not yet folded, over this member's partitions."""
+        from confluent_kafka import TopicPartition
+
+        parts = [TopicPartition(self.telemetry_topic, n) for n in self.owned]
+        behind = 0
+        for p in consumer.position(parts):
+            _low, high = consumer.get_watermark_offsets(p, timeout=2, cached=False)
+            behind += max(0, high - p.offset) if p.offset >= 0 else 0
+        return behind
+
+    def _report(self, consumer, *, log: bool) -> None:
+        """The status file `pipeline up` shows (rewritten every 2 s), and a log line now and then."""
+        self.lag = self._lag(consumer)
+        if log:
+            self.log(f"hot path: {self.stats.summary()}, lag {self.lag}")
+        if self.status_path is None:
+            return
+        fresh = self.stats.percentiles()
+        status = {
+            "pid": os.getpid(), "at_ms": self.clock(), "readings": self.stats.readings,
+            "held_back": self.stats.held_back, "refused": self.stats.refused,
+            "commits": self.stats.commits, "lag": self.lag, "last_commit_ms": self.last_commit_ms,
+            "twin_rows": len(self.twin.rows), "partitions": sorted(self.owned),
+            "freshness_p50_s": fresh and fresh[0], "freshness_p99_s": fresh and fresh[1],
+        }  # fmt: skip
+        self.status_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(status))
+        temporary.replace(self.status_path)
+
     def _caught_up(self, consumer) -> bool:
         from confluent_kafka import TopicPartition
 
@@ -340,7 +382,7 @@ class HotPath:
         interval = self.options.flush_interval_ms / 1000
         heartbeat = self.options.heartbeat_seconds
         vacuum_every = self.options.vacuum_interval_seconds
-        last_vacuum = last_report = time.monotonic()
+        last_vacuum = last_report = last_log = time.monotonic()
         idle_polls = 0
         while not stop.is_set():
             now_mono = time.monotonic()
@@ -365,9 +407,11 @@ class HotPath:
                                       retention_hours=self.options.retention_hours)  # fmt: skip
                 self.log(f"hot path: vacuumed {removed} replaced twin files")
                 last_vacuum = time.monotonic()
-            if time.monotonic() - last_report > 10:
-                self.log(f"hot path: {self.stats.summary()}")
+            if time.monotonic() - last_report > 2:
+                self._report(consumer, log=time.monotonic() - last_log > 10)
                 last_report = time.monotonic()
+                if time.monotonic() - last_log > 10:
+                    last_log = last_report
             if once:
                 idle_polls = 0 if messages else idle_polls + 1
                 if idle_polls >= 2 and self._caught_up(consumer):

@@ -18,10 +18,12 @@ LAYERS = {
     "bronze": "plantlake.pipelines.bronze",
     "silver": "plantlake.pipelines.silver",
     "gold": "plantlake.pipelines.gold",
+    # silver and gold's aggregates in one query: what `pipeline up` runs.
+    "cold": "plantlake.pipelines.cold_path",
     # gold.features, and streaming scoring with the champion models when there are any.
     "features": "plantlake.pipelines.gold_features",
 }
-JOBS = (*LAYERS, "maintain", "cmms", "score")
+JOBS = (*LAYERS, "up", "maintain", "cmms", "score")
 
 
 def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, spark=None) -> None:
@@ -49,7 +51,9 @@ def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, s
 
 
 def run_hot_path(settings: Settings, *, once: bool, console: Console) -> None:
-    """The hot path in this process (no Spark): until Ctrl-C, or caught up with `once`."""
+    """The hot path in this process (no Spark): until Ctrl-C or SIGTERM, or caught up with
+    `once`; either way it commits what it folded, then its offsets, before it exits."""
+    import signal
     import threading
 
     from plantlake.pipelines.hot_path import HotPath
@@ -58,16 +62,23 @@ def run_hot_path(settings: Settings, *, once: bool, console: Console) -> None:
         console.print(f"[dim]{time.strftime('%Y-%m-%d %H:%M:%S')}[/] {line}", highlight=False)
 
     stop = threading.Event()
-    hot = HotPath(settings, log=log)
-    log(
-        f"hot path: started ({'once' if once else 'continuous'}), group {settings.hot_path.group_id}"
-    )
-    try:
-        stats = hot.run(once=once, stop=stop)
-    except KeyboardInterrupt:
-        log("hot path: interrupted; the last commit and its offsets stand")
-        raise
+
+    def request_stop(signum, _frame) -> None:
+        log(f"hot path: {signal.Signals(signum).name}: committing what was folded, then stopping")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    hot = HotPath(settings, log=log, status_path=hot_path_status_file(settings))
+    mode = "once" if once else "continuous"
+    log(f"hot path: started ({mode}), consumer group {settings.hot_path.group_id}")
+    stats = hot.run(once=once, stop=stop)
     log(f"hot path: done; {stats.summary()}")
+
+
+def hot_path_status_file(settings: Settings) -> Path:
+    """Where a running hot path writes its status (read by `plantlake pipeline up`)."""
+    return settings.home / "run" / f"hot-path-{settings.hot_path.group_id}.json"
 
 
 def run_maintenance(
@@ -115,7 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     console = Console()
     settings = load_settings()
-    if args.job == "maintain":
+    if args.job == "up":
+        from plantlake.pipelines.lake_path import run_lake_path
+
+        run_lake_path(settings, console=console)
+    elif args.job == "maintain":
         run_maintenance(settings, console=console, retention_hours=args.retention_hours)
     elif args.job == "cmms":
         run_cmms(settings, path=args.file, console=console)

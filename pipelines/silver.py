@@ -144,11 +144,12 @@ class _BatchWriter:
         # Read the micro-batch from Delta once: its stats, dedup and the rule checks reuse it.
         batch = batch.persist()
         try:
-            self._write(batch, batch_id)
+            self.write(batch, batch_id)
         finally:
             batch.unpersist()
 
-    def _write(self, batch: DataFrame, batch_id: int) -> None:
+    def write(self, batch: DataFrame, batch_id: int) -> None:
+        """Route one micro-batch of bronze rows (persisted by the caller) to the silver tables."""
         stats = batch.agg(
             F.count(F.lit(1)).alias("n"),
             F.min("event_time_ms").alias("lo"),
@@ -235,6 +236,31 @@ def _create_silver_table(spark: SparkSession, path: str) -> None:
     )
 
 
+def batch_writer(
+    spark: SparkSession, lake: LakeSettings, *, checkpoint: str, rules: Sequence[Rule] | None
+) -> _BatchWriter:
+    """The per-micro-batch writer of silver, for the query that owns `checkpoint`.
+
+    Raises SourceError when bronze or the reference tables are missing, and ExpectationConfigError
+    on bad rule files.
+    """
+    for ref in (BRONZE_TELEMETRY, REFERENCE_UNITS, REFERENCE_ASSET_REGISTRY):
+        require_table(spark, ref, lake, hint="Run `plantlake reference load` (reference "
+                      "tables) or the bronze job first: the silver job reads it.")  # fmt: skip
+    rules = load_rules() if rules is None else tuple(rules)
+    _create_silver_table(spark, SILVER_TELEMETRY.path(lake))
+    # Reference tables are small and change rarely: read once, so a batch reads no extra
+    # snapshots; `plantlake reference load` takes effect when the job restarts.
+    return _BatchWriter(
+        spark=spark,
+        lake=lake,
+        app_id=f"silver:{writer_id(spark, checkpoint)}",
+        rules=rules,
+        registry=read_delta(spark, REFERENCE_ASSET_REGISTRY.path(lake)).cache(),
+        units=read_delta(spark, REFERENCE_UNITS.path(lake)).cache(),
+    )
+
+
 def run(
     spark: SparkSession, settings: Settings, *, once: bool, rules: Sequence[Rule] | None = None
 ) -> StreamingQuery:
@@ -246,23 +272,8 @@ def run(
     on bad rule files; a failing `fail` rule stops the query with ExpectationFailed's message.
     """
     lake = settings.lake
-    for ref in (BRONZE_TELEMETRY, REFERENCE_UNITS, REFERENCE_ASSET_REGISTRY):
-        require_table(spark, ref, lake, hint="Run `plantlake reference load` (reference "
-                      "tables) or the bronze job first: the silver job reads it.")  # fmt: skip
-    rules = load_rules() if rules is None else tuple(rules)
-    _create_silver_table(spark, SILVER_TELEMETRY.path(lake))
     checkpoint = lake.checkpoint_path("silver")
-
-    # Reference tables are small and change rarely: read once, so a batch reads no extra
-    # snapshots; `plantlake reference load` takes effect when the job restarts.
-    write_batch = _BatchWriter(
-        spark=spark,
-        lake=lake,
-        app_id=f"silver:{writer_id(spark, checkpoint)}",
-        rules=rules,
-        registry=read_delta(spark, REFERENCE_ASSET_REGISTRY.path(lake)).cache(),
-        units=read_delta(spark, REFERENCE_UNITS.path(lake)).cache(),
-    )
+    write_batch = batch_writer(spark, lake, checkpoint=checkpoint, rules=rules)
     source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
     writer = source.writeStream.queryName("silver").option("checkpointLocation", checkpoint)
     writer = (

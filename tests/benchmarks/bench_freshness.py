@@ -1,34 +1,38 @@
-"""Benchmark: freshness, from a reading's source timestamp (event_time_ms) to its value being
-visible in gold.twin_state, while a producer sends a steady stream through bronze, silver and gold.
+"""Benchmark: twin freshness at 10,000 readings/s over 5,000 sensors, the lake path as deployed,
+against the two floors of the issue, side by side in one run.
 
-Run with the stack up: `.venv/bin/python tests/benchmarks/bench_freshness.py [--rate 10000]
-[--seconds 180] [--warmup 30] [--drain 120] [--marker-hz 5] [--shape session|processes]`.
+Run with the stack up (and nothing else using the 2 cores):
+`.venv/bin/python tests/benchmarks/bench_freshness.py [--rate 10000] [--seconds 180]
+[--assets 250] [--sensors 20] [--floor-seconds 90] [--drain 120] [--no-floors]`
 
-  pipeline - bronze, silver and gold running continuously with the layers' own processingTime
-             triggers (bronze 5 s, silver 10 s, gold 10 s; no CLI option changes them), either
-             as three streaming queries in one Spark session on local[2] in this process
-             (`session`, the default: one JVM on this 2-core machine), or as three
-             `plantlake pipeline run LAYER` processes, each its own session on local[2]
-             (`processes`, as a deployment runs them)
-  producer - its own process sends `--rate` canonical readings a second over the registered
-             analog sensors into an isolated telemetry topic, keyed by asset like the edge
-  markers  - one registered sensor gets `--marker-hz` readings a second within that rate. A marker
-             is visible at the commit of the first gold.twin_state version whose row for that
-             sensor has event_time_ms >= the marker's (Delta commit timestamps; the versions are
-             read with deltalake after the run, so measuring costs the pipeline nothing). A 1 Hz
-             live poll of gold.twin_state prints progress and gives a cross-check (poll-observed).
-  layers   - from silver.telemetry's marker rows: source -> bronze_ingest_time -> silver_time ->
-             gold commit (ingest/silver times are stamped when a micro-batch is planned, before
-             its commit, so a layer's own write time is counted in the next layer's share)
+  plant     - a synthetic plant of assets x sensors (default 250 x 20 = 5,000 sensors) in the
+              asset registry (written with delta-rs), readings of five analog quantities in their
+              canonical units, varying so that no rule holds them back
+  producer  - its own process sends `--rate` canonical readings a second, round robin over the
+              sensors, keyed by asset as the edge does; receive_time_ms is stamped at send
+  deployed  - `plantlake pipeline up`: the hot path (its own process), bronze, the cold path
+              (silver + aggregates, 30 s trigger) and features every 5 minutes (one Spark session)
+              - twin: for every value the hot path committed, its commit time (stamped when
+                delta-rs returned) minus the reading's receive time, from the asset_state
+                messages; cross-checked against the Delta log's own commit timestamps
+              - asset_state: when this process received the message, minus the receive time
+              - silver lag: silver_time minus receive_time of every silver row of the run
+              - memory: peak resident set (VmHWM) of each process of the lake path
+  floors    - the same producer and plant, each floor on fresh topics, `--floor-seconds` long:
+              - python: one process, confluent-kafka + orjson, a dict of the latest row per
+                sensor, `write_deltalake(mode="overwrite")` every 0.5 s, offsets committed after
+              - spark: Kafka -> foreachBatch that overwrites a latest-per-sensor Delta table,
+                processingTime 0, local checkpoint, local[2]
+              freshness of each committed row: commit time minus its receive time
 
-The aim of the issue: p50 < 3 s, p99 < 10 s.
+Aims (issue 14): twin p50 < 1 s and p99 < 2 s; asset_state p99 < 1 s; silver lag p99 < 90 s;
+twin p50 at most 2x the faster floor's.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import math
+import datetime as dt
 import multiprocessing
 import os
 import random
@@ -40,417 +44,368 @@ import time
 import uuid
 from pathlib import Path
 
+import orjson
+
 from plantlake.config import LakeSettings, Settings, load_settings
-from plantlake.contracts import BRONZE_TELEMETRY, GOLD_TWIN_STATE, SILVER_TELEMETRY
-from plantlake.ingest.records import Quality, Reading
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.registry import REMOUNTS, registry_rows
-from plantlake.services.kafka import admin_client, ensure_topics
+from plantlake.contracts import (
+    GOLD_TWIN_STATE,
+    REFERENCE_ASSET_REGISTRY,
+    REFERENCE_UNITS,
+    SILVER_TELEMETRY,
+)
+from plantlake.pipelines.twin_store import delta_rs_uri
+from plantlake.pipelines.units import unit_rows
+from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import TOPICS, topic
+from plantlake.topics import topic
 
-CANONICAL = {"temperature": "degC", "pressure": "bar", "current": "A", "flow": "m3/h", "speed": "rpm"}  # fmt: skip
-BASE = {"temperature": 60.0, "pressure": 5.0, "current": 20.0, "flow": 30.0, "speed": 1480.0}
-AIM_P50_S, AIM_P99_S = 3.0, 10.0
-LAYERS = ("bronze", "silver", "gold")
+QUANTITIES = (("temperature", "degC", 60.0), ("pressure", "bar", 5.0), ("current", "A", 20.0),
+              ("flow", "m3/h", 30.0), ("speed", "rpm", 1480.0))  # fmt: skip
+FLUSH_S = 0.5
 
 
-def analog_sensors(seed: int) -> list[tuple[str, str, str]]:
-    """(asset, sensor, quantity) of the registered analog sensors, never remounted."""
-    remounted = {(r.asset, r.sensor) for r in REMOUNTS}
+def plant(assets: int, sensors: int) -> list[tuple[str, str, str, str, float]]:
+    """(asset, sensor, quantity, unit, base value) of every sensor of the synthetic plant."""
     return [
-        (row["asset"], row["sensor"], row["quantity"])
-        for row in registry_rows(build_plant(seed))
-        if row["quantity"] in CANONICAL
-        and row["valid_to"] is None
-        and (row["asset"], row["sensor"]) not in remounted
+        (f"bench/line{a // 50}/asset-{a:03d}", f"s{s:02d}", *QUANTITIES[s % len(QUANTITIES)])
+        for a in range(assets)
+        for s in range(sensors)
     ]
 
 
-def _reading(asset, sensor, quantity, *, sequence: int, rng: random.Random) -> bytes:
-    now_ms = int(time.time() * 1000)
-    value = BASE[quantity] * (1 + 0.02 * rng.random())  # varies: never a stuck sensor
-    return Reading(asset, sensor, value, CANONICAL[quantity], Quality.GOOD, now_ms, now_ms + 1,
-                   "opcua", "bench-freshness", sequence=sequence).to_record()  # fmt: skip
+def write_reference(settings: Settings, sensors) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    options = delta_rs_options(settings)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    registry = pa.Table.from_pylist(
+        [{"asset": a, "sensor": s, "asset_class": "pump", "quantity": q, "site": "bench",
+          "line": a.split("/")[1], "valid_from": since, "valid_to": None}
+         for a, s, q, _u, _b in sensors],
+        schema=pa.schema([("asset", pa.string()), ("sensor", pa.string()),
+                          ("asset_class", pa.string()), ("quantity", pa.string()),
+                          ("site", pa.string()), ("line", pa.string()),
+                          ("valid_from", pa.timestamp("us", tz="UTC")),
+                          ("valid_to", pa.timestamp("us", tz="UTC"))]),
+    )  # fmt: skip
+    units = pa.Table.from_pylist(unit_rows())
+    for ref, table in ((REFERENCE_ASSET_REGISTRY, registry), (REFERENCE_UNITS, units)):
+        uri = delta_rs_uri(ref.path(settings.lake))
+        write_deltalake(uri, table, mode="overwrite", storage_options=options)
 
 
-def produce_at_rate(kafka, topic_name: str, sensors, marker, args: dict, results) -> None:
-    """Send `rate` readings a second for `seconds`, `marker_hz` of them for the marker sensor;
-    put (sent, elapsed_s, marker event times) on `results`. Runs in its own process."""
-    import orjson
+def produce(kafka, topic_name: str, sensors, rate: int, seconds: float, results) -> None:
+    """Send `rate` readings a second for `seconds` (its own process); puts (sent, elapsed)."""
     from confluent_kafka import Producer
 
-    from plantlake.ingest.kafka_sink import producer_config
-
-    producer = Producer(producer_config(kafka))
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "linger.ms": 5,
+                         "compression.type": "zstd", "partitioner": "murmur2_random"})  # fmt: skip
     rng = random.Random(7)
-    rate, seconds, marker_every = args["rate"], args["seconds"], 1.0 / args["marker_hz"]
-    sent, markers, failures = 0, [], []
-
-    def on_delivery(err, _msg) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    started = time.time()
-    next_marker = started
+    sent, started = 0, time.time()
     while (now := time.time()) < started + seconds:
+        now_ms = int(now * 1000)
         for _ in range(int((now - started) * rate) - sent):
-            if time.time() >= next_marker:
-                record = _reading(*marker, sequence=sent, rng=rng)
-                markers.append(record["event_time_ms"])
-                next_marker += marker_every
-            else:
-                record = _reading(*sensors[sent % len(sensors)], sequence=sent, rng=rng)
-            producer.produce(topic_name, key=record["asset"].encode(), value=orjson.dumps(record),
-                             on_delivery=on_delivery)  # fmt: skip
+            asset, sensor, _q, unit, base = sensors[sent % len(sensors)]
+            record = {
+                "schema_version": 1, "asset": asset, "sensor": sensor,
+                "value": round(base * (1 + 0.05 * rng.random()), 4), "unit": unit,
+                "quality": "Good", "event_time_ms": now_ms - 20, "receive_time_ms": now_ms,
+                "source_protocol": "opcua", "source_node": "bench", "sequence": sent,
+                "filter_version": "bench",
+            }  # fmt: skip
+            producer.produce(topic_name, key=asset.encode(), value=orjson.dumps(record))
             sent += 1
         producer.poll(0)
         time.sleep(0.002)
     elapsed = time.time() - started
-    unsent = producer.flush(60)
-    results.put((sent - unsent - len(failures), elapsed, markers, failures[:3]))
+    producer.flush(60)
+    results.put((sent, elapsed))
 
 
-class Lake:
-    """deltalake reads of the bench lake: existence, the marker's twin-state row, versions."""
+def start_producer(settings, sensors, rate, seconds):
+    name = topic("telemetry").name(settings.kafka.topic_prefix)
+    results = multiprocessing.Queue()
+    process = multiprocessing.Process(
+        target=produce, args=(settings.kafka, name, sensors, rate, seconds, results)
+    )
+    process.start()
+    return process, results
 
-    def __init__(self, settings: Settings, marker) -> None:
-        self.options = delta_rs_options(settings)
-        self.lake = settings.lake
-        self.marker = marker
 
-    def uri(self, ref) -> str:
-        return ref.path(self.lake).replace("s3a://", "s3://")
+def pct(values, q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
-    def exists(self, ref) -> bool:
-        """Whether the table has a first commit (is_deltatable is true as soon as the first
-        commit's temporary file is in _delta_log, before Spark sees a table there)."""
-        from deltalake.exceptions import TableNotFoundError
 
+def figures(name: str, values_s) -> str:
+    return (f"{name:<34} n={len(values_s):>9,}  p50 {pct(values_s, 0.5):6.2f} s  "
+            f"p99 {pct(values_s, 0.99):6.2f} s  max {max(values_s, default=float('nan')):6.2f} s")  # fmt: skip
+
+
+def peak_rss_mb(root_pid: int) -> dict[str, float]:
+    """VmHWM (peak resident set) of a process and its descendants, by command name."""
+    peaks: dict[str, float] = {}
+    pending = [root_pid]
+    while pending:
+        pid = pending.pop()
         try:
-            self.table(ref)
-        except TableNotFoundError:
-            return False
-        return True
+            status = Path(f"/proc/{pid}/status").read_text()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        kb = int(fields.get("VmHWM", "0 kB").split()[0])
+        name = f"{fields['Name'].strip()}[{pid}]"
+        peaks[name] = kb / 1024
+        pending += [int(c) for c in children]
+    return peaks
 
-    def table(self, ref):
-        from deltalake import DeltaTable
 
-        return DeltaTable(self.uri(ref), storage_options=self.options)
-
-    def rows(self, ref) -> int:
-        """Rows in a table's current version, from the log's file statistics."""
-        actions = self.table(ref).get_add_actions(flatten=True)
-        return sum(actions.column("num_records").to_pylist())
-
-    def marker_rows(self, table, columns: list[str]):
-        """The marker sensor's rows of a table (deltalake's filters only skip files)."""
-        import pyarrow.compute as pc
-
-        asset, sensor, _ = self.marker
-        where = [("asset", "=", asset), ("sensor", "=", sensor)]
-        rows = table.to_pyarrow_table(columns=["asset", "sensor", *columns], filters=where)
-        mask = pc.and_(pc.equal(rows["asset"], asset), pc.equal(rows["sensor"], sensor))
-        return rows.filter(mask).select(columns)
-
-    def marker_time(self, twin) -> int | None:
-        """The marker sensor's event_time_ms in one version of gold.twin_state."""
-        values = self.marker_rows(twin, ["event_time_ms"]).column("event_time_ms").to_pylist()
-        return max(values) if values else None
+def bench_settings(base: Settings, run: str, phase: str, tmp: Path) -> Settings:
+    prefix = f"bench-{run}-{phase}"
+    return base.model_copy(update={
+        "kafka": base.kafka.model_copy(update={"topic_prefix": prefix}),
+        "lake": LakeSettings(root=f"s3a://plantlake/bench/{run}/{phase}",
+                             checkpoint_root=f"file://{tmp}/{phase}/checkpoints"),
+        "hot_path": base.hot_path.model_copy(update={"group_id": f"{prefix}-hot"}),
+    })  # fmt: skip
 
 
 def bench_env(settings: Settings) -> dict[str, str]:
-    """The environment that points a `plantlake` command at the bench's topics and lake."""
     return {
         **os.environ,
         "PLANTLAKE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
         "PLANTLAKE_LAKE__ROOT": settings.lake.root,
         "PLANTLAKE_LAKE__CHECKPOINT_ROOT": settings.lake.checkpoint_root,
+        "PLANTLAKE_HOT_PATH__GROUP_ID": settings.hot_path.group_id,
     }
 
 
-class Processes:
-    """The layers as three `plantlake pipeline run LAYER` processes, each its own Spark session."""
+def collect_asset_state(settings: Settings, until: float, results: list) -> None:
+    """(receive->twin commit s, receive->asset_state s, version, committed_ms) per new value."""
+    from confluent_kafka import Consumer
 
-    shape = "three processes, each a Spark session on local[2]"
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.env = bench_env(settings)
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def load_reference(self) -> None:
-        subprocess.run(
-            [sys.executable, "-c", "from plantlake.cli import main; main()", "reference", "load"],
-            env=self.env, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def start(self, layer: str) -> None:
-        log = (self.log_dir / f"{layer}.log").open("wb")
-        self.procs[layer] = subprocess.Popen(
-            [sys.executable, "-c", "from plantlake.cli import main; main()", "pipeline", "run",
-             layer],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-    def ready(self, ref, lake: Lake) -> bool:
-        return lake.exists(ref)
-
-    def progress(self) -> str:
-        return f"(layer logs in {self.log_dir})"
-
-    def check(self) -> None:
-        for layer, proc in self.procs.items():
-            if proc.poll() is not None:
-                tail = (self.log_dir / f"{layer}.log").read_text(errors="replace")[-3000:]
-                raise SystemExit(f"the {layer} process exited ({proc.returncode}):\n{tail}")
-
-    def stop(self) -> None:
-        """Stop the processes this benchmark started (each with its JVM, in its own group)."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "group.id": f"{settings.kafka.topic_prefix}-reader",
+                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 20})  # fmt: skip
+    consumer.subscribe([topic("asset_state").name(settings.kafka.topic_prefix)])
+    while time.time() < until:
+        for message in consumer.consume(2000, timeout=0.2):
+            if message.error() is not None:
+                continue
+            seen_ms = time.time() * 1000
+            m = orjson.loads(message.value())
+            if m["change"] == "value":
+                received = m["receive_time_ms"]
+                results.append(((m["twin_committed_ms"] - received) / 1000,
+                                (seen_ms - received) / 1000, m["twin_version"],
+                                m["twin_committed_ms"]))  # fmt: skip
+    consumer.close()
 
 
-class Session:
-    """The three layers' queries in one Spark session on local[2], in this process."""
+def run_deployed(settings: Settings, sensors, args, log: Path) -> dict:
+    """`plantlake pipeline up` under the producer; returns the measured figures."""
+    import threading
 
-    shape = "one Spark session on local[2], three streaming queries"
+    from deltalake import DeltaTable
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        from plantlake.spark import get_spark
-
-        self.settings = settings
-        self.spark = get_spark(settings, app_name="plantlake-bench-freshness", master="local[2]")
-        self.queries = {}
-
-    def load_reference(self) -> None:
-        from plantlake.pipelines.silver import load_reference
-
-        load_reference(self.spark, self.settings, build_plant(self.settings.simulator.seed))
-
-    def start(self, layer: str) -> None:
-        module = importlib.import_module(f"plantlake.pipelines.{layer}")
-        self.queries[layer] = module.run(self.spark, self.settings, once=False)
-
-    def ready(self, ref, lake: Lake) -> bool:
-        """Whether this session sees the table (it may lag a fresh reader by a few seconds)."""
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(self.spark, ref.path(self.settings.lake))
-
-    def check(self) -> None:
-        for layer, query in self.queries.items():
-            if not query.isActive:
-                raise SystemExit(f"the {layer} query stopped: {query.exception()}")
-
-    def progress(self) -> str:
-        """Each query's last micro-batch: id, rows read, seconds it took."""
-        parts = []
-        for layer, query in self.queries.items():
-            last = query.lastProgress or {}
-            took = last.get("durationMs", {}).get("triggerExecution", 0) / 1000
-            parts.append(f"{layer} #{last.get('batchId', '-')} "
-                         f"{last.get('numInputRows', 0):,} rows {took:.0f}s")  # fmt: skip
-        return ", ".join(parts)
-
-    def stop(self) -> None:
-        for query in self.queries.values():
-            query.stop()
-        self.spark.stop()
-
-
-def _wait_for(what: str, ready, pipeline, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        pipeline.check()
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not appear within {timeout:.0f}s")
+    exe = str(Path(sys.executable).parent / "plantlake")
+    with log.open("wb") as out:
+        up = subprocess.Popen([exe, "pipeline", "up"], env=bench_env(settings), stdout=out,
+                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    status = settings.home / "run" / f"hot-path-{settings.hot_path.group_id}.json"
+    deadline = time.time() + 120
+    while not (status.exists() and orjson.loads(status.read_bytes())["partitions"]):
+        if time.time() > deadline or up.poll() is not None:
+            raise SystemExit(f"pipeline up did not start its hot path; see {log}")
         time.sleep(1)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile; inf (a marker never seen) sorts last."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def _seconds(value: float) -> str:
-    return "   never" if math.isinf(value) else f"{value:8.2f}"
-
-
-def visibility(lake: Lake, markers: list[int]) -> dict[int, int]:
-    """Marker event time -> commit time (ms) of the first twin-state version that shows it."""
-    twin = lake.table(GOLD_TWIN_STATE)
-    commits = {h["version"]: h["timestamp"] for h in twin.history()}
-    pending, seen = sorted(markers), {}
-    for version in sorted(commits):
-        twin.load_as_version(version)
-        newest = lake.marker_time(twin)
-        while pending and newest is not None and pending[0] <= newest:
-            seen[pending.pop(0)] = commits[version]
-    return seen
-
-
-def layer_times(lake: Lake, markers: list[int]) -> dict[int, tuple[int, int]]:
-    """Marker event time -> (bronze_ingest_time, silver_time) in ms, from silver.telemetry."""
-    rows = lake.marker_rows(
-        lake.table(SILVER_TELEMETRY), ["event_time_ms", "bronze_ingest_time", "silver_time"]
+    print(f"pipeline up is running (log {log}); producing {args.rate}/s for {args.seconds} s")
+    values: list = []
+    reader = threading.Thread(target=collect_asset_state,
+                              args=(settings, time.time() + args.seconds + 20, values))  # fmt: skip
+    reader.start()
+    producer, results = start_producer(settings, sensors, args.rate, args.seconds)
+    for _ in range(int(args.seconds // 30)):
+        time.sleep(30)
+        hot = orjson.loads(status.read_bytes())
+        print(f"  {time.strftime('%H:%M:%S')} hot path: {hot['readings']:,} readings, lag "
+              f"{hot['lag']:,}, p50 {hot['freshness_p50_s']} s, p99 {hot['freshness_p99_s']} s; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    producer.join()
+    sent, elapsed = results.get()
+    reader.join()
+    print(f"  producer: {sent:,} readings in {elapsed:.0f} s ({sent / elapsed:,.0f}/s); "
+          f"draining the cold path for up to {args.drain} s")  # fmt: skip
+    options = delta_rs_options(settings)
+    silver_uri = delta_rs_uri(SILVER_TELEMETRY.path(settings.lake))
+    drain_until, silver_rows = time.time() + args.drain, 0
+    while time.time() < drain_until:
+        try:
+            table = DeltaTable(silver_uri, storage_options=options)
+            silver_rows = sum(table.get_add_actions(flatten=True).column("num_records").to_pylist())
+        except Exception:  # noqa: BLE001 - not created yet
+            silver_rows = 0
+        if silver_rows >= sent:
+            break
+        time.sleep(5)
+    memory = peak_rss_mb(up.pid)
+    up.send_signal(signal.SIGINT)
+    try:
+        up.wait(120)
+    except subprocess.TimeoutExpired:
+        os.killpg(up.pid, signal.SIGKILL)
+    # Cross-check: the Delta log's own commit timestamps against the hot path's stamps.
+    twin = DeltaTable(delta_rs_uri(GOLD_TWIN_STATE.path(settings.lake)), storage_options=options)
+    log_ms = {h["version"]: h["timestamp"] for h in twin.history()}
+    skew = [log_ms[v] - c for _, _, v, c in values if v in log_ms]
+    silver = DeltaTable(silver_uri, storage_options=options).to_pyarrow_table(
+        columns=["receive_time", "silver_time"]
     )
-    wanted = set(markers)
-    out = {}
-    for row in rows.to_pylist():
-        if row["event_time_ms"] in wanted:
-            ingest, refined = row["bronze_ingest_time"], row["silver_time"]
-            out[row["event_time_ms"]] = (ingest.timestamp() * 1000, refined.timestamp() * 1000)
-    return out
+    lag = [(s - r).total_seconds() for r, s in zip(silver["receive_time"].to_pylist(),
+                                                    silver["silver_time"].to_pylist(), strict=True)]  # fmt: skip
+    return {"sent": sent, "elapsed": elapsed, "values": values, "skew_ms": skew,
+            "silver_lag": lag, "silver_rows": silver_rows, "memory": memory}  # fmt: skip
+
+
+def python_floor(settings: Settings, seconds: float, results) -> None:
+    """The issue's Python floor (its own process); puts the receive -> commit seconds."""
+    import pyarrow as pa
+    from confluent_kafka import Consumer
+    from deltalake import write_deltalake
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "group.id": f"{settings.kafka.topic_prefix}-floor",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "fetch.wait.max.ms": 50})  # fmt: skip
+    consumer.subscribe([topic("telemetry").name(settings.kafka.topic_prefix)])
+    uri = delta_rs_uri(f"{settings.lake.root}/floor/python_twin")
+    options = delta_rs_options(settings)
+    latest: dict = {}
+    fresh: set = set()
+    out, last, stop_at = [], time.time(), time.time() + seconds
+    while time.time() < stop_at:
+        for message in consumer.consume(10_000, timeout=max(0.0, FLUSH_S - (time.time() - last))):
+            if message.error() is None:
+                r = orjson.loads(message.value())
+                latest[(r["asset"], r["sensor"])] = r
+                fresh.add((r["asset"], r["sensor"]))
+        if time.time() - last >= FLUSH_S and latest:
+            write_deltalake(uri, pa.Table.from_pylist(list(latest.values())), mode="overwrite",
+                            storage_options=options)  # fmt: skip
+            committed = time.time() * 1000
+            out += [(committed - latest[k]["receive_time_ms"]) / 1000 for k in fresh]
+            fresh.clear()
+            consumer.commit(asynchronous=False)
+            last = time.time()
+    consumer.close()
+    results.put(out)
+
+
+SPARK_FLOOR = r"""
+import json, sys, time
+from pyspark.sql import functions as F
+from plantlake.config import load_settings
+from plantlake.spark import get_spark
+settings = load_settings()
+spark = get_spark(settings, app_name="floor", master="local[2]")
+schema = "asset string, sensor string, value double, receive_time_ms long"
+path = settings.lake.root + "/floor/spark_twin"
+out = open(sys.argv[1], "w")
+def batch(df, batch_id):
+    rows = df.select(F.from_json(F.col("value").cast("string"), schema).alias("r")).select("r.*")
+    latest = rows.groupBy("asset", "sensor").agg(F.max_by("receive_time_ms", "receive_time_ms").alias("receive_time_ms"), F.max_by("value", "receive_time_ms").alias("value")).persist()
+    latest.write.format("delta").mode("overwrite").save(path)
+    committed = time.time() * 1000
+    received = [r[0] for r in latest.select("receive_time_ms").collect()]
+    latest.unpersist()
+    out.write(json.dumps([(committed - t) / 1000 for t in received]) + "\n"); out.flush()
+query = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+         .option("subscribe", settings.kafka.topic_prefix + ".telemetry").option("startingOffsets", "earliest").load()
+         .writeStream.option("checkpointLocation", settings.lake.checkpoint_root + "/floor")
+         .trigger(processingTime="0 seconds").foreachBatch(batch).start())
+query.awaitTermination(float(sys.argv[2]))
+query.stop()
+"""
+
+
+def run_floor(kind: str, settings: Settings, sensors, args, tmp: Path) -> list[float]:
+    producer, results = start_producer(settings, sensors, args.rate, args.floor_seconds)
+    if kind == "python":
+        floor_results = multiprocessing.Queue()
+        floor = multiprocessing.Process(target=python_floor,
+                                        args=(settings, args.floor_seconds + 5, floor_results))  # fmt: skip
+        floor.start()
+        values = floor_results.get()
+        floor.join()
+    else:
+        script, out = tmp / "spark_floor.py", tmp / "spark_floor.jsonl"
+        script.write_text(SPARK_FLOOR)
+        subprocess.run([sys.executable, str(script), str(out), str(args.floor_seconds + 30)],
+                       env=bench_env(settings), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+        values = [v for line in out.read_text().splitlines() for v in orjson.loads(line)]
+    producer.join()
+    sent, elapsed = results.get()
+    print(f"  {kind} floor: producer sent {sent:,} in {elapsed:.0f} s")
+    return values
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=10_000, help="readings a second")
-    parser.add_argument("--seconds", type=float, default=180, help="how long to produce")
-    parser.add_argument("--warmup", type=float, default=30, help="markers ignored at first")
-    parser.add_argument("--drain", type=float, default=120, help="wait for the last marker")
-    parser.add_argument("--marker-hz", type=float, default=5)
-    parser.add_argument("--shape", choices=("session", "processes"), default="session",
-                        help="the layers' queries in one Spark session, or three CLI processes")  # fmt: skip
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=180)
+    parser.add_argument("--assets", type=int, default=250)
+    parser.add_argument("--sensors", type=int, default=20)
+    parser.add_argument("--floor-seconds", type=float, default=90)
+    parser.add_argument("--drain", type=float, default=120)
+    parser.add_argument("--no-floors", action="store_true")
     args = parser.parse_args()
-
     base = load_settings()
-    run = uuid.uuid4().hex[:8]
-    root = f"s3a://plantlake/bench/freshness-{run}"
-    settings = base.model_copy(
-        update={
-            "lake": LakeSettings(root=root, checkpoint_root=f"{root}/_chk"),
-            "kafka": base.kafka.model_copy(update={"topic_prefix": f"bench-{run}"}),
-        }
-    )
-    sensors = analog_sensors(settings.simulator.seed)
-    marker, sensors = sensors[0], sensors[1:]
-    lake = Lake(settings, marker)
-    name = topic("telemetry").name(settings.kafka.topic_prefix)
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
-    ensure_topics(settings, lambda _: None)
-    uptime_start = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"lake {root}, topic {name}, logs {log_dir}\nstart: {uptime_start}")
-
-    began = time.perf_counter()
-    # One reading per sensor first, so each layer has a table to start from.
-    ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    seed_args = {"rate": 2 * (len(sensors) + 1), "seconds": 1.0, "marker_hz": 1.0}
-    seeding = ctx.Process(target=produce_at_rate,
-                          args=(settings.kafka, name, sensors, marker, seed_args, results))  # fmt: skip
-    seeding.start()
-    results.get(timeout=120)
-    seeding.join()
-    pipeline = (Session if args.shape == "session" else Processes)(settings, log_dir)
-    pipeline.load_reference()
-    producer = None
-    loads: list[float] = []
-    polled: list[tuple[float, int]] = []
-    try:
-        pipeline.start("bronze")
-        _wait_for("bronze.telemetry", lambda: pipeline.ready(BRONZE_TELEMETRY, lake), pipeline)
-        pipeline.start("silver")
-        _wait_for("silver.telemetry", lambda: pipeline.ready(SILVER_TELEMETRY, lake), pipeline)
-        pipeline.start("gold")
-        _wait_for(
-            "the first marker in gold.twin_state",
-            lambda: (
-                lake.exists(GOLD_TWIN_STATE)
-                and lake.marker_time(lake.table(GOLD_TWIN_STATE)) is not None
-            ),
-            pipeline,
-        )
-        print(f"pipeline up in {time.perf_counter() - began:.0f}s; producing {args.rate:,}/s "
-              f"for {args.seconds:.0f}s (first {args.warmup:.0f}s not measured)")  # fmt: skip
-
-        producer = ctx.Process(target=produce_at_rate,
-                               args=(settings.kafka, name, sensors, marker, vars(args), results))  # fmt: skip
-        producing_from = time.time()
-        producer.start()
-        twin = lake.table(GOLD_TWIN_STATE)
-        deadline = producing_from + args.seconds + args.drain
-        while time.time() < deadline:
-            pipeline.check()
-            twin.update_incremental()
-            newest = lake.marker_time(twin)
-            now = time.time()
-            polled.append((now, newest or 0))
-            loads.append(os.getloadavg()[0])
-            if len(polled) % 15 == 0:
-                lag = now - newest / 1000 if newest else math.inf
-                print(f"  t+{now - producing_from:5.0f}s  twin-state lag {_seconds(lag)}s  "
-                      f"load {loads[-1]:.2f}  twin v{twin.version()}  {pipeline.progress()}")  # fmt: skip
-            produced_until = producing_from + args.seconds
-            if now > produced_until and newest and newest / 1000 >= produced_until - 1:
-                break  # the last markers are visible
-            time.sleep(max(0.0, 1.0 - (time.time() - now)))
-        sent, elapsed, markers, failures = results.get(timeout=120)
-        producer.join()
-        landed = {ref.name: lake.rows(ref) for ref in (BRONZE_TELEMETRY, SILVER_TELEMETRY)}
-    finally:
-        pipeline.stop()
-        if producer is not None and producer.is_alive():
-            producer.terminate()
-        admin = admin_client(settings)
-        for future in admin.delete_topics(
-            [t.name(settings.kafka.topic_prefix) for t in TOPICS]
-        ).values():
-            future.result()
-    uptime_end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-    measured = [m for m in markers if m / 1000 >= producing_from + args.warmup]
-    seen = visibility(lake, measured)
-    latencies = [(seen[m] - m) / 1000 if m in seen else math.inf for m in measured]
-    first_poll = {}
-    for at, newest in polled:
-        for m in measured:
-            if m not in first_poll and m <= newest:
-                first_poll[m] = at * 1000
-    by_poll = [(first_poll[m] - m) / 1000 if m in first_poll else math.inf for m in measured]
-    stamps = layer_times(lake, measured)
-    shares = {"source -> bronze ingest": [], "bronze -> silver": [], "silver -> gold": []}
-    for m in measured:
-        if m in stamps and m in seen:
-            ingest, refined = stamps[m]
-            shares["source -> bronze ingest"].append((ingest - m) / 1000)
-            shares["bronze -> silver"].append((refined - ingest) / 1000)
-            shares["silver -> gold"].append((seen[m] - refined) / 1000)
-
-    print(f"\nFreshness, source timestamp -> gold.twin_state; bronze, silver, gold as "
-          f"{pipeline.shape}; Kafka + MinIO on this machine")  # fmt: skip
+    sensors = plant(args.assets, args.sensors)
+    run = uuid.uuid4().hex[:6]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
+    print(f"plant: {len(sensors):,} sensors; rate {args.rate:,}/s; {os.cpu_count()} cores; "
+          f"load {os.getloadavg()[0]:.1f}; scratch {tmp}")  # fmt: skip
+    phases = ["deployed"] + ([] if args.no_floors else ["python", "spark"])
+    report, floors = {}, {}
+    for phase in phases:
+        settings = bench_settings(base, run, phase, tmp)
+        ensure_topics(settings, lambda _line: None)
+        try:
+            if phase == "deployed":
+                write_reference(settings, sensors)
+                report = run_deployed(settings, sensors, args, tmp / "pipeline-up.log")
+            else:
+                floors[phase] = run_floor(phase, settings, sensors, args, tmp)
+        finally:
+            delete_prefixed_topics(settings)
+    values = report["values"]
+    print(f"\nFreshness at {report['sent'] / report['elapsed']:,.0f} readings/s over "
+          f"{len(sensors):,} sensors for {report['elapsed']:.0f} s (bronze, cold path, features "
+          f"running; load now {os.getloadavg()[0]:.1f})")  # fmt: skip
+    twin = [v[0] for v in values]
+    print(figures("receive -> gold.twin_state commit", twin) + "   aim p50 < 1 s, p99 < 2 s")
+    print(figures("receive -> asset_state received", [v[1] for v in values]) + "   aim p99 < 1 s")
+    print(figures("receive -> silver.telemetry", report["silver_lag"]) + "   aim p99 < 90 s")
     print(
-        f"input: {sent:,} readings acknowledged in {elapsed:.1f}s = {sent / elapsed:,.0f}/s "
-        f"(asked {args.rate:,}/s){'; failures: ' + str(failures) if failures else ''}"
+        f"{'':<34} silver held {report['silver_rows']:,} of {report['sent']:,} readings at the end"
     )
-    print(f"at stop: bronze.telemetry {landed[BRONZE_TELEMETRY.name]:,} rows, silver.telemetry "
-          f"{landed[SILVER_TELEMETRY.name]:,} rows (of {sent:,} sent and a few seeds)")  # fmt: skip
-    print(f"markers: {len(measured)} measured, {len(seen)} visible in gold, "
-          f"{len(measured) - len(seen)} not visible within {args.drain:.0f}s after the producer stopped")  # fmt: skip
-    print(f"{'latency (s)':<26}{'p50':>8}{'p99':>8}{'max':>8}{'p50/aim':>9}{'p99/aim':>9}")
-    for label, values in (("source -> gold commit", latencies), ("(poll-observed, 1 Hz)", by_poll)):
-        if values:
-            p50, p99 = percentile(values, 50), percentile(values, 99)
-            print(f"{label:<26}{_seconds(p50)}{_seconds(p99)}{_seconds(max(values))}"
-                  f"{p50 / AIM_P50_S:>9.2f}{p99 / AIM_P99_S:>9.2f}")  # fmt: skip
-    for label, values in shares.items():
-        if values:
-            p50, p99 = percentile(values, 50), percentile(values, 99)
-            print(f"  {label:<24}{_seconds(p50)}{_seconds(p99)}{_seconds(max(values))}")
-    print(f"(aim: p50 < {AIM_P50_S:.0f}s, p99 < {AIM_P99_S:.0f}s)")
-    if loads:
-        print(f"load average (1 min) while producing: mean {sum(loads) / len(loads):.2f}, "
-              f"max {max(loads):.2f} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"end: {uptime_end}")
+    if report["skew_ms"]:
+        print(f"cross-check: Delta log commit time minus the hot path's stamp, median "
+              f"{pct(report['skew_ms'], 0.5):.0f} ms (n={len(report['skew_ms']):,})")  # fmt: skip
+    for phase, floor in floors.items():
+        print(figures(f"{phase} floor: receive -> commit", floor))
+    if floors:
+        faster = min(floors, key=lambda k: pct(floors[k], 0.5))
+        ratio50 = pct(twin, 0.5) / pct(floors[faster], 0.5)
+        ratio99 = pct(twin, 0.99) / pct(floors[faster], 0.99)
+        print(f"twin / {faster} floor (the faster): p50 {ratio50:.2f}x, p99 {ratio99:.2f}x "
+              "(aim <= 2x)")  # fmt: skip
+    print("peak resident memory of the lake path (VmHWM):")
+    for name, mb in sorted(report["memory"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<32} {mb:8.0f} MB")
+    print(f"  {'total (sum of peaks)':<32} {sum(report['memory'].values()):8.0f} MB")
 
 
 if __name__ == "__main__":
