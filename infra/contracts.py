@@ -154,6 +154,13 @@ SILVER_DQ_METRICS = TableRef(
     writer="plantlake pipeline run silver",
     comment="Per micro-batch and rule: rows checked, passed, failed, and the action taken.",
 )  # fmt: skip
+SILVER_RULE_STATE = TableRef(
+    "silver", "rule_state",
+    key=("asset", "sensor"),
+    writer="plantlake pipeline run silver (or cold)",
+    comment="What the stuck and rate-of-change rules carry per sensor from one micro-batch to the "
+    "next, so silver never re-reads its history.",
+)  # fmt: skip
 # gold.twin_state's liveness verdicts: a silent dead sensor must never read as a healthy one.
 ALIVE, STALE, DEAD = "alive", "stale", "dead"
 TWIN_STATUSES = (ALIVE, STALE, DEAD)
@@ -228,7 +235,7 @@ GOLD_WORK_ORDERS = TableRef(
 TABLES: tuple[TableRef, ...] = (
     BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
-    SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS,
+    SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS, SILVER_RULE_STATE,
     GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M, GOLD_LATE_DATA,
     SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
     GOLD_WORK_ORDERS,

@@ -294,15 +294,3 @@ def read_rule_files(directory: Path = EXPECTATIONS_DIR) -> dict[str, Any]:
 def load_rules(directory: Path = EXPECTATIONS_DIR) -> tuple[Rule, ...]:
     """Every rule declared in `directory`; raises ExpectationConfigError on any bad rule."""
     return parse_rule_files(read_rule_files(directory))
-
-
-def history_lookback_ms(rules: Sequence[Rule]) -> int:
-    """How far before a batch's earliest event time the `history` rows must reach.
-
-    Stuck rules need their whole span; rate-of-change rules only the previous reading, which a
-    few heartbeat intervals (edge filters send at least one reading a minute) cover.
-    """
-    spans = [int(r.params.min_minutes * 60_000) for r in rules if isinstance(r.params, StuckParams)]
-    if any(isinstance(r.params, RateOfChangeParams) for r in rules):
-        spans.append(5 * 60_000)
-    return max(spans, default=0)

@@ -153,7 +153,12 @@ def _rate_failure(p: RateOfChangeParams) -> tuple[Column, Column]:
     v, prev = _value(), F.col(f"{_TMP}prev_value")
     dt_ms = F.col("event_time_ms") - F.col(f"{_TMP}prev_time")
     rate = F.abs(v - prev) / (F.greatest(dt_ms, F.lit(p.min_seconds * 1000)) / 1000)
-    fails = F.col(f"{_TMP}usable") & prev.isNotNull() & (rate > p.max_per_second)
+    fails = (
+        F.col(f"{_TMP}in_order")
+        & F.col(f"{_TMP}usable")
+        & prev.isNotNull()
+        & (rate > p.max_per_second)
+    )
     reason = F.format_string(
         f"%s %s from %s to %s {p.unit} in %s s (%s {p.unit}/s); the limit for {p.quantity} is "
         f"{_g(p.max_per_second)} {p.unit}/s",
@@ -174,7 +179,8 @@ def _stuck_failure(p: StuckParams, index: int) -> tuple[Column, Column]:
     span_ms = F.col("event_time_ms") - since
     allowed = v.isin(*p.allowed_constant_values) if p.allowed_constant_values else F.lit(False)
     fails = (
-        v.isNotNull()
+        F.col(f"{_TMP}in_order")
+        & v.isNotNull()
         & ~allowed
         & (readings >= p.min_readings)
         & (span_ms >= p.min_minutes * 60_000)
@@ -235,17 +241,36 @@ def _implausible(rules: Sequence[Rule]) -> Column:
     return flag
 
 
+# What the rate-of-change and stuck rules carry per sensor from one micro-batch to the next
+# (silver.rule_state; the hot path's SensorChecks holds the same): the last event time seen, the
+# last usable value and its time, the last non-null value, how many non-null values there were,
+# and per stuck rule the (event time, count) of the reading that began the current unchanged run.
+CARRIED_SCHEMA = (
+    "asset string, sensor string, last_time long, prev_value double, prev_time long, "
+    "prev_raw double, count long, runs map<string, struct<start:long, first:long>>"
+)
+_RUNS_TYPE = "map<string, struct<start:long, first:long>>"
+_CARRY_TYPE = (
+    "struct<last_time:long, prev_value:double, prev_time:long, prev_raw:double, count:long, "
+    f"runs:{_RUNS_TYPE}>"
+)
+CARRY = "dq_carry"  # the column apply_rules adds: the carried state as of the row, or null
+
+
 def _with_sequences(
-    rows: DataFrame, rules: Sequence[Rule], *, history: DataFrame | None
+    rows: DataFrame, rules: Sequence[Rule], *, carried: DataFrame | None
 ) -> DataFrame:
     """Rows plus, per row, what the rate-of-change and stuck rules need from the readings of the
-    same sensor before it (in the batch or in `history`), ordered by event time.
+    same sensor before it, ordered by event time: in the batch, or carried over from earlier
+    batches (`carried`, CARRIED_SCHEMA), never re-read from silver.
 
     Grain in and out: one reading. Working columns (prefix `_dq_`): usable (a plausible value
-    for comparing: not null/NaN, not Bad, inside its ranges), prev_value/prev_time (the last
-    usable reading before), count (non-null readings so far), and per stuck rule run_start_i
-    and run_first_i (event time and `count` of the reading that began the current run of
-    unchanged values).
+    for comparing: not null/NaN, not Bad, inside its ranges), in_order (newer than everything
+    carried), prev_value/prev_time (the last usable reading before), prev_raw (the last non-null
+    value before), count (non-null readings so far), and per stuck rule run_start_i and
+    run_first_i (event time and `count` of the reading that began the current run of unchanged
+    values); plus CARRY, the carried state as of the row. A row no newer than the carried state
+    cannot be placed in the sequence: the sequence rules pass it and it carries nothing.
     """
     t = F.col("event_time_ms")
     usable = (
@@ -253,74 +278,105 @@ def _with_sequences(
         & F.coalesce(F.col("quality") != "Bad", F.lit(True))
         & ~_implausible(rules)
     )
-    batch = rows.withColumns({f"{_TMP}src": F.lit(0), f"{_TMP}usable": usable})
-    if history is not None:
-        # History rows are silver rows, so they passed the range rules already.
-        past = history.select(
-            "asset",
-            "sensor",
-            t.cast("long").alias("event_time_ms"),
-            F.col("value").cast("double").alias("value"),
-            F.lit(1).alias(f"{_TMP}src"),
-        ).withColumn(f"{_TMP}usable", _value().isNotNull())
-        batch = batch.unionByName(past, allowMissingColumns=True)
-    # At equal event times batch rows sort first, so a history row at the time of a batch row
-    # (the batch re-run after it was written) is recognised and left out: the batch row wins.
-    order = Window.partitionBy("asset", "sensor").orderBy(t, f"{_TMP}src", "value")
+    names = [r.name for r in rules if isinstance(r.params, StuckParams)]
+    types = {"last_time": "long", "prev_value": "double", "prev_time": "long",
+             "prev_raw": "double", "count": "long", "runs": _RUNS_TYPE}  # fmt: skip
+    c = {name: F.lit(None).cast(kind) for name, kind in types.items()}
+    batch = rows.withColumn(f"{_TMP}usable", usable)
+    if carried is not None:
+        carry_in = carried.select(
+            "asset", "sensor", *(F.col(k).alias(f"{_TMP}c_{k}") for k in c)
+        )  # fmt: skip
+        batch = batch.join(F.broadcast(carry_in), ["asset", "sensor"], "left")
+        c = {k: F.col(f"{_TMP}c_{k}") for k in c}
+    in_order = F.coalesce(t > c["last_time"], F.lit(True))
+    batch = batch.withColumn(f"{_TMP}in_order", in_order)
+    order = Window.partitionBy("asset", "sensor", f"{_TMP}in_order").orderBy(t, "value")
     before = order.rowsBetween(Window.unboundedPreceding, -1)
     upto = order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    src = F.col(f"{_TMP}src")
-    if history is not None:
-        last_batch_time = F.last(F.when(src == 0, t), ignorenulls=True).over(before)
-        batch = batch.withColumn(f"{_TMP}batch_before", last_batch_time).where(
-            ~((src == 1) & F.coalesce(F.col(f"{_TMP}batch_before") == t, F.lit(False)))
-        )
     v, ok = _value(), F.col(f"{_TMP}usable")
+    count0 = F.coalesce(c["count"], F.lit(0)).cast("long")
+
+    def last(col: Column, frame) -> Column:
+        return F.last(col, ignorenulls=True).over(frame)
+
     seq = batch.withColumns({
-        f"{_TMP}prev_value": F.last(F.when(ok, v), ignorenulls=True).over(before),
-        f"{_TMP}prev_time": F.last(F.when(ok, t), ignorenulls=True).over(before),
-        f"{_TMP}prev_raw": F.last(v, ignorenulls=True).over(before),
-        f"{_TMP}count": F.count(v).over(upto),
+        f"{_TMP}prev_value": F.coalesce(last(F.when(ok, v), before), c["prev_value"]),
+        f"{_TMP}prev_time": F.coalesce(last(F.when(ok, t), before), c["prev_time"]),
+        f"{_TMP}prev_raw": F.coalesce(last(v, before), c["prev_raw"]),
+        f"{_TMP}count": count0 + F.count(v).over(upto),
     })  # fmt: skip
     stuck = [r.params for r in rules if isinstance(r.params, StuckParams)]
     runs = {}
-    for i, p in enumerate(stuck):
+    for i, (name, p) in enumerate(zip(names, stuck, strict=True)):
         prev_raw, count = F.col(f"{_TMP}prev_raw"), F.col(f"{_TMP}count")
         # A run of unchanged values starts where a value moves more than epsilon from the one
         # before; null/NaN readings neither start nor end a run.
         starts = v.isNotNull() & (prev_raw.isNull() | (F.abs(v - prev_raw) > p.epsilon))
-        runs[f"{_TMP}run_start_{i}"] = F.last(F.when(starts, t), ignorenulls=True).over(upto)
-        runs[f"{_TMP}run_first_{i}"] = F.last(F.when(starts, count), ignorenulls=True).over(upto)
+        runs[f"{_TMP}run_start_{i}"] = F.coalesce(last(F.when(starts, t), upto),
+                                                 c["runs"][name]["start"])  # fmt: skip
+        runs[f"{_TMP}run_first_{i}"] = F.coalesce(last(F.when(starts, count), upto),
+                                                 c["runs"][name]["first"])  # fmt: skip
     if runs:
         seq = seq.withColumns(runs)
-    return seq.where(src == 0)
+    carry = F.struct(
+        t.alias("last_time"),
+        F.coalesce(last(F.when(ok, v), upto), c["prev_value"]).alias("prev_value"),
+        F.coalesce(last(F.when(ok, t), upto), c["prev_time"]).alias("prev_time"),
+        F.coalesce(last(v, upto), c["prev_raw"]).alias("prev_raw"),
+        F.col(f"{_TMP}count").alias("count"),
+        (
+            F.create_map(*(
+                x for i, name in enumerate(names)
+                for x in (F.lit(name), F.struct(F.col(f"{_TMP}run_start_{i}").alias("start"),
+                                                F.col(f"{_TMP}run_first_{i}").alias("first")))
+            )) if names else F.lit(None)
+        ).cast(_RUNS_TYPE).alias("runs"),
+    )  # fmt: skip
+    return seq.withColumn(CARRY, F.when(F.col(f"{_TMP}in_order"), carry))
 
 
 def apply_rules(
-    rows: DataFrame, rules: Sequence[Rule], *, history: DataFrame | None, now_ms: int
+    rows: DataFrame, rules: Sequence[Rule], *, carried: DataFrame | None, now_ms: int
 ) -> DataFrame:
-    """Evaluate every rule on every row; adds `dq_failures` (DQ_FAILURES_TYPE).
+    """Evaluate every rule on every row; adds `dq_failures` (DQ_FAILURES_TYPE) and CARRY.
 
     Grain in and out: one silver reading (deduplicate first). `rows` needs asset, sensor,
     asset_class, quantity, value (canonical, NaN as missing), unit, quality, event_time_ms and
-    receive_time_ms; other columns pass through. `history`: recent silver rows (asset, sensor,
-    event_time_ms, value) reaching `history_lookback_ms(rules)` before the batch; it gives the
-    first reading of a sensor in the batch its predecessors. `now_ms` is the processing time the
-    event-time rules compare with. Uses window functions: call it on a batch DataFrame (inside
+    receive_time_ms; other columns pass through. `carried`: the sequence rules' state per sensor
+    from earlier batches (CARRIED_SCHEMA, e.g. silver.rule_state), or None for none; the state
+    after this batch is `carried_state(checked)`. `now_ms` is the processing time the event-time
+    rules compare with. Uses window functions: call it on a batch DataFrame (inside
     foreachBatch), not on a streaming one. `dq_failures` lists every failed rule (any action),
     empty when all passed.
     """
     sequenced = any(isinstance(r.params, RateOfChangeParams | StuckParams) for r in rules)
-    checked = _with_sequences(rows, rules, history=history) if sequenced else rows
+    checked = _with_sequences(rows, rules, carried=carried) if sequenced else rows
     stuck_index = {
         r.name: i for i, r in enumerate(r for r in rules if isinstance(r.params, StuckParams))
     }
     failures = [_failure(r, now_ms=now_ms, stuck_index=stuck_index) for r in rules]
     # The extra null keeps the array's type when there are no rules.
     everything = F.array(F.lit(None).cast(DQ_FAILURE_TYPE), *failures)
+    carry = F.col(CARRY) if sequenced else F.lit(None).cast(_CARRY_TYPE)
     # One projection (not withColumn + drop): each step re-analyses the whole plan.
     return checked.select(
-        *rows.columns, F.filter(everything, lambda f: f.isNotNull()).alias("dq_failures")
+        *rows.columns,
+        F.filter(everything, lambda f: f.isNotNull()).alias("dq_failures"),
+        carry.alias(CARRY),
+    )
+
+
+def carried_state(checked: DataFrame) -> DataFrame:
+    """The sequence rules' state per sensor after a checked batch (CARRIED_SCHEMA): the carried
+    state as of each sensor's newest in-order row. Grain in: one checked reading; out: one sensor.
+    """
+    newest = F.max_by(F.col(CARRY), F.col(CARRY)["last_time"]).alias("carry")
+    return (
+        checked.where(F.col(CARRY).isNotNull())
+        .groupBy("asset", "sensor")
+        .agg(newest)
+        .select("asset", "sensor", "carry.*")
     )
 
 

@@ -20,6 +20,7 @@ from plantlake.contracts import (
     REFERENCE_UNITS,
     SILVER_DQ_METRICS,
     SILVER_QUARANTINE,
+    SILVER_RULE_STATE,
     SILVER_TELEMETRY,
     SILVER_TELEMETRY_COLUMNS,
     TELEMETRY_RECORD,
@@ -27,11 +28,18 @@ from plantlake.contracts import (
 )
 from plantlake.ingest.simulator.plant import Plant
 from plantlake.pipelines.dedup import KEY, dedup_batch, drop_seen
-from plantlake.pipelines.delta_io import append_once, read_delta, require_table, writer_id
-from plantlake.pipelines.expectations import Rule, history_lookback_ms, load_rules
+from plantlake.pipelines.delta_io import (
+    append_once,
+    idempotent_dml,
+    read_delta,
+    require_table,
+    writer_id,
+)
+from plantlake.pipelines.expectations import Rule, load_rules
 from plantlake.pipelines.quality import (
     DQ_FAILURES_TYPE,
     apply_rules,
+    carried_state,
     raise_on_fail_rules,
     rule_metrics,
     split_by_action,
@@ -129,6 +137,22 @@ def load_reference(spark: SparkSession, settings: Settings, plant: Plant) -> dic
     return {ref.name: len(rows) for ref, rows, _ in tables}
 
 
+def merge_rule_state(state: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+    """Move silver.rule_state forward to `state` (CARRIED_SCHEMA), per sensor, exactly once."""
+    session = state.sparkSession
+    if not DeltaTable.isDeltaTable(session, path):
+        append_once(state, path, app_id=app_id, batch_id=batch_id)
+        return
+    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
+        (
+            DeltaTable.forPath(session, path).alias("t")
+            .merge(state.alias("s"), "t.asset = s.asset AND t.sensor = s.sensor")
+            .whenMatchedUpdateAll(condition="s.last_time > t.last_time")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _BatchWriter:
     """What one micro-batch needs: the lake, the rules, the reference tables (read at start)."""
@@ -171,16 +195,16 @@ class _BatchWriter:
             counts = prepared.agg(
                 F.count(F.lit(1)).alias("unique"), F.count("unit_error").alias("unit_errors")
             ).first()
-            lookback = history_lookback_ms(self.rules)
-            history = (
-                self._rows_in_range(SILVER_TELEMETRY, stats["lo"] - lookback, stats["hi"])
-                if lookback > 0
+            state_path = SILVER_RULE_STATE.path(self.lake)
+            carried = (
+                read_delta(self.spark, state_path)
+                if DeltaTable.isDeltaTable(self.spark, state_path)
                 else None
             )
             checked = apply_rules(
                 prepared.where(F.col("unit_error").isNull()),
                 self.rules,
-                history=history,
+                carried=carried,
                 now_ms=int(time.time() * 1000),
             ).persist()
             metrics: list[Row] = rule_metrics(checked, self.rules, batch_id=batch_id).collect()
@@ -207,6 +231,10 @@ class _BatchWriter:
                 (SILVER_DQ_METRICS, measured),
             ):
                 append_once(rows, ref.path(self.lake), app_id=self.app_id, batch_id=batch_id)
+            # Last: a batch retried after this commit finds its rows written and its keys seen.
+            merge_rule_state(
+                carried_state(checked), state_path, app_id=self.app_id, batch_id=batch_id
+            )
         finally:
             if checked is not None:
                 checked.unpersist()

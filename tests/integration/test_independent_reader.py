@@ -43,7 +43,7 @@ NOT_WRITTEN_HERE: Mapping[str, str] = {
 NON_EMPTY = {
     "bronze.telemetry", "bronze.dead_letter", "bronze.lifecycle",
     "reference.asset_registry", "reference.units",
-    "silver.telemetry", "silver.quarantine", "silver.dq_metrics",
+    "silver.telemetry", "silver.quarantine", "silver.dq_metrics", "silver.rule_state",
     "gold.twin_state", "gold.watermarks", "gold.telemetry_1m", "gold.telemetry_5m",
     "gold.late_data",
 }  # fmt: skip

@@ -7,6 +7,7 @@ from plantlake.pipelines.expectations import load_rules, parse_rules
 from plantlake.pipelines.quality import (
     ExpectationFailed,
     apply_rules,
+    carried_state,
     raise_on_fail_rules,
     rule_metrics,
     split_by_action,
@@ -22,7 +23,7 @@ ROWS = (
     "unit string, quality string, event_time_ms long, receive_time_ms long"
 )
 ROWS_COLUMNS = [c.split()[0] for c in ROWS.split(", ")]
-HISTORY = "asset string, sensor string, event_time_ms long, value double"
+CURRENT = {"sensor": "motor_current", "quantity": "current", "unit": "A"}
 
 
 def _rule(name, kind, action="quarantine", **params):
@@ -95,8 +96,8 @@ def test_every_rule_kind_passes_and_fails(spark):
             for m in (0, 2, 4, 6, 8, 10)
         ),  # fmt: skip
     ]
-    checked = apply_rules(spark.createDataFrame(rows, ROWS), RULES, history=None, now_ms=NOW)
-    assert checked.columns == [*ROWS_COLUMNS, "dq_failures"]
+    checked = apply_rules(spark.createDataFrame(rows, ROWS), RULES, carried=None, now_ms=NOW)
+    assert checked.columns == [*ROWS_COLUMNS, "dq_failures", "dq_carry"]
     failures = _failures(checked)
 
     assert failures["ok"] == {}
@@ -144,28 +145,36 @@ def test_every_rule_kind_passes_and_fails(spark):
     assert not any(failures[f"stopped_{m}"] for m in (0, 2, 4, 6, 8, 10))
 
 
-def test_rate_and_stuck_look_back_into_history_across_the_batch_boundary(spark):
-    history = spark.createDataFrame(
-        [
-            ("s/l/motor-01", "bearing_temperature", T0 - 2000, 50.0),
-            ("s/l/motor-01", "bearing_temperature", T0 - 1000, 50.5),
-            *(("s/l/pump-08", "motor_current", T0 + m * MIN, 42.0) for m in (0, 2, 4, 6, 8)),
-            # The batch's first current reading, already written by an earlier run of the batch.
-            ("s/l/pump-08", "motor_current", T0 + 10 * MIN, 42.0),
-        ],
-        HISTORY,
+def test_rate_and_stuck_carry_state_across_the_batch_boundary(spark):
+    rules_before = [
+        _row("t1", asset="s/l/motor-01", asset_class="motor", value=50.0, t=T0 - 2000),
+        _row("t2", asset="s/l/motor-01", asset_class="motor", value=50.5, t=T0 - 1000),
+        *(_row(f"c{m}", asset="s/l/pump-08", value=42.0, t=T0 + m * MIN, **CURRENT)
+          for m in (0, 2, 4, 6, 8)),
+    ]  # fmt: skip
+    earlier = apply_rules(
+        spark.createDataFrame(rules_before, ROWS), RULES, carried=None, now_ms=NOW
     )
-    current = {"sensor": "motor_current", "quantity": "current", "unit": "A"}
+    carried = carried_state(earlier).persist()
+    state = {(r.asset, r.sensor): r for r in carried.collect()}
+    pump = state["s/l/pump-08", "motor_current"]
+    assert (pump.last_time, pump.prev_raw, pump["count"]) == (T0 + 8 * MIN, 42.0, 5)
+    assert tuple(pump.runs["sensor_stuck"]) == (T0, 1)
+    assert state["s/l/motor-01", "bearing_temperature"].prev_value == 50.5
+
     rows = [
         _row("jump", asset="s/l/motor-01", asset_class="motor", value=80.0, t=T0),
         _row("steady", asset="s/l/motor-01", asset_class="motor", value=80.5, t=T0 + 1000),
-        _row("stuck_10", asset="s/l/pump-08", value=42.0, t=T0 + 10 * MIN, **current),
-        _row("stuck_12", asset="s/l/pump-08", value=42.0, t=T0 + 12 * MIN, **current),
-        _row("moved", asset="s/l/pump-08", value=42.5, t=T0 + 14 * MIN, **current),
+        _row("stuck_10", asset="s/l/pump-08", value=42.0, t=T0 + 10 * MIN, **CURRENT),
+        _row("stuck_12", asset="s/l/pump-08", value=42.0, t=T0 + 12 * MIN, **CURRENT),
+        _row("moved", asset="s/l/pump-08", value=42.5, t=T0 + 14 * MIN, **CURRENT),
+        # Older than the carried state: it cannot be placed in the sequence, so only the
+        # row-local rules judge it, and it carries nothing forward.
+        _row("old", asset="s/l/pump-08", value=42.0, t=T0 + 7 * MIN, **CURRENT),
     ]
-    checked = apply_rules(spark.createDataFrame(rows, ROWS), RULES, history=history, now_ms=NOW)
+    checked = apply_rules(spark.createDataFrame(rows, ROWS), RULES, carried=carried, now_ms=NOW)
     failures = _failures(checked)
-    assert sorted(failures) == ["jump", "moved", "steady", "stuck_10", "stuck_12"]  # no history
+    assert sorted(failures) == ["jump", "moved", "old", "steady", "stuck_10", "stuck_12"]
     assert failures["jump"]["temperature_rate"].startswith(
         "bearing_temperature rose from 50.5 to 80.0 degC in 1.0 s"
     )
@@ -173,9 +182,12 @@ def test_rate_and_stuck_look_back_into_history_across_the_batch_boundary(spark):
     assert failures["stuck_10"]["sensor_stuck"].startswith(
         "motor_current stuck at 42.0 A for 10.0 min (6 readings"
     )
-    # The history row of the same time is not counted a second time.
     assert "for 12.0 min (7 readings" in failures["stuck_12"]["sensor_stuck"]
-    assert failures["moved"] == {}
+    assert failures["moved"] == {} and failures["old"] == {}
+    after = {(r.asset, r.sensor): r for r in carried_state(checked).collect()}
+    assert after["s/l/pump-08", "motor_current"].last_time == T0 + 14 * MIN
+    assert after["s/l/pump-08", "motor_current"]["count"] == 8
+    carried.unpersist()
 
 
 ROUTING_RULES = parse_rules(
@@ -205,7 +217,7 @@ def routed_input(spark):
 
 
 def test_rows_are_routed_by_their_most_severe_action(spark, routed_input):
-    checked = apply_rules(routed_input, ROUTING_RULES, history=None, now_ms=NOW)
+    checked = apply_rules(routed_input, ROUTING_RULES, carried=None, now_ms=NOW)
     kept, quarantined, dropped = split_by_action(checked)
     assert "dq_failures" not in kept.columns and kept.columns[-1] == "dq_warnings"
     rule_names = "transform(dq_failures, f -> f.rule) AS rules"
@@ -229,7 +241,7 @@ def test_rule_metrics_count_checked_passed_failed_per_rule(spark, routed_input):
     extra = spark.createDataFrame(
         [_row("pressure", sensor="p", quantity="pressure", unit="bar", value=5.0)], ROWS
     )
-    checked = apply_rules(routed_input.unionByName(extra), ROUTING_RULES, history=None, now_ms=NOW)
+    checked = apply_rules(routed_input.unionByName(extra), ROUTING_RULES, carried=None, now_ms=NOW)
     metrics = rule_metrics(checked, ROUTING_RULES, batch_id=7).collect()
     assert [tuple(m) for m in metrics] == [
         (7, "temperature_plausible", "range", "quarantine", 6, 4, 2),  # pressure is not checked
@@ -248,7 +260,7 @@ def test_a_fail_rule_stops_the_job_naming_rule_count_and_example(spark):
         _row("future_2", asset="s/l/pump-02", t=NOW + 20 * MIN, received=NOW),
     ]
     checked = apply_rules(
-        spark.createDataFrame(rows, ROWS), ROUTING_RULES, history=None, now_ms=NOW
+        spark.createDataFrame(rows, ROWS), ROUTING_RULES, carried=None, now_ms=NOW
     )
     with pytest.raises(ExpectationFailed) as caught:
         raise_on_fail_rules(checked, ROUTING_RULES, batch_id=3)
@@ -267,12 +279,12 @@ def test_a_fail_rule_stops_the_job_naming_rule_count_and_example(spark):
 
 
 def test_shipped_rules_run_and_no_rules_mean_no_failures(spark, routed_input):
-    shipped = apply_rules(routed_input, load_rules(), history=None, now_ms=NOW)
+    shipped = apply_rules(routed_input, load_rules(), carried=None, now_ms=NOW)
     spike = shipped.where("id = 'quarantined'").first()
     assert {f.rule for f in spike.dq_failures} == {
         "temperature_plausible", "bearing_temperature_rotating", "quality_good",
     }  # fmt: skip
-    unchecked = apply_rules(routed_input, [], history=None, now_ms=NOW)
+    unchecked = apply_rules(routed_input, [], carried=None, now_ms=NOW)
     assert {r.id: r.dq_failures for r in unchecked.collect()} == {
         r.id: [] for r in routed_input.collect()
     }

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plantlake.pipelines.expectations import load_rules
-from plantlake.pipelines.quality import apply_rules
+from plantlake.pipelines.quality import apply_rules, carried_state
 from plantlake.pipelines.reading_checks import (
     UNIT_RULE,
     ReadingChecker,
@@ -116,7 +116,18 @@ def _records(draws):
     return records
 
 
-def _spark_verdicts(spark, records):
+def _spark_verdicts(spark, records, *, batches: int = 1):
+    """Silver's verdicts, the records split into `batches` micro-batches in arrival order, the
+    sequence rules' state carried from one to the next as silver carries it."""
+    verdicts, carried = {}, None
+    size = -(-len(records) // batches)
+    for start in range(0, len(records), size):
+        found, carried = _spark_batch(spark, records[start : start + size], carried)
+        verdicts |= found
+    return verdicts
+
+
+def _spark_batch(spark, records, carried):
     rows = [(r["id"], r["asset"], r["sensor"], r["value"], r["unit"], r["quality"],
              r["event_time_ms"], r["receive_time_ms"],
              dt.datetime.fromtimestamp(r["event_time_ms"] / 1000, dt.UTC)) for r in records]  # fmt: skip
@@ -125,11 +136,14 @@ def _spark_verdicts(spark, records):
     units = spark.createDataFrame(unit_rows(), UNITS_SCHEMA)
     prepared = normalize_units(join_registry(frame, registry=registry), units=units).persist()
     verdicts = {r.id: {UNIT_RULE} for r in prepared.where("unit_error IS NOT NULL").collect()}
-    checked = apply_rules(prepared.where("unit_error IS NULL"), RULES, history=None, now_ms=NOW)
+    checked = apply_rules(prepared.where("unit_error IS NULL"), RULES, carried=carried, now_ms=NOW)
+    checked = checked.persist()
     for r in checked.select("id", "dq_failures").collect():
         verdicts[r.id] = {f.rule for f in r.dq_failures}
+    state = carried_state(checked).localCheckpoint()
+    checked.unpersist()
     prepared.unpersist()
-    return verdicts
+    return verdicts, state
 
 
 def _python_verdicts(records):
@@ -144,10 +158,11 @@ def _python_verdicts(records):
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(reading, min_size=40, max_size=160))
-def test_both_evaluators_give_the_same_verdicts(spark, draws):
+@given(st.lists(reading, min_size=40, max_size=160), st.integers(1, 3))
+def test_both_evaluators_give_the_same_verdicts(spark, draws, batches):
+    """Whatever the readings, and however silver's micro-batches cut them."""
     records = _records(draws)
-    assert _python_verdicts(records) == _spark_verdicts(spark, records)
+    assert _python_verdicts(records) == _spark_verdicts(spark, records, batches=batches)
 
 
 def test_the_generated_readings_exercise_every_rule(spark):

@@ -14,7 +14,6 @@ from plantlake.pipelines.expectations import (
     ExpectationConfigError,
     RangeParams,
     StuckParams,
-    history_lookback_ms,
     load_rules,
     parse_rule_files,
     parse_rules,
@@ -149,9 +148,3 @@ def test_load_rules_reads_every_yaml_file_and_names_a_broken_one(tmp_path):
     assert caught.value.code == "bad-file" and "b.yaml" in caught.value.source
     with pytest.raises(ExpectationConfigError, match="no \\*.yaml"):
         load_rules(tmp_path / "missing")
-
-
-def test_history_lookback_covers_the_longest_stuck_span():
-    rules = parse_rules(VALID, source=SOURCE)
-    assert history_lookback_ms(rules) == 10 * 60_000
-    assert history_lookback_ms(rules[:1]) == 0
