@@ -246,6 +246,11 @@ class HotPathSettings(_Section):
     """The hot path: Kafka to gold.twin_state through delta-rs, as the table's only writer."""
 
     group_id: str = Field("plantlake-hot-path", description="Kafka consumer group (scale-out).")
+    member: str = Field(
+        "1",
+        description="This member's name in the group, unique per running hot path: a restarted "
+        "member takes its partitions back at once (static membership), not after a timeout.",
+    )
     flush_interval_ms: int = Field(
         500, ge=50, description="How often the twin is committed (then Kafka offsets)."
     )

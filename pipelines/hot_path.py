@@ -286,6 +286,10 @@ class HotPath:
         stop = stop or threading.Event()
         self._refresh_reference()
         conf = _consumer_config(self.settings, self.options.group_id)
+        # Static membership: a member restarted after a crash reclaims its partitions at once
+        # instead of waiting for the broker to time the dead one out.
+        conf["group.instance.id"] = f"{self.options.group_id}-{self.options.member}"
+        conf["session.timeout.ms"] = 10_000
         consumer = Consumer(conf)
         lifecycle = Consumer(_consumer_config(self.settings, f"{self.options.group_id}-lifecycle")
                              | {"enable.partition.eof": True})  # fmt: skip

@@ -74,3 +74,15 @@ def ml_models(ml_lake):
     for name in names.values():
         if client.search_registered_models(filter_string=f"name = '{name}'"):
             client.delete_registered_model(name)
+
+
+@pytest.fixture
+def hot_lake(isolated_kafka, spark):
+    """Isolated topics and lake with the simulated plant's reference tables, and a hot-path
+    consumer group of its own."""
+    from plantlake.ingest.simulator.plant import build_plant
+    from plantlake.pipelines import silver
+
+    silver.load_reference(spark, isolated_kafka, build_plant(isolated_kafka.simulator.seed))
+    group = isolated_kafka.hot_path.model_copy(update={"group_id": f"hot-{uuid.uuid4().hex[:8]}"})
+    return isolated_kafka.model_copy(update={"hot_path": group})

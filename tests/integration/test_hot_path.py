@@ -9,8 +9,6 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from plantlake.contracts import GOLD_TWIN_STATE
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines import silver
 from plantlake.pipelines.hot_path import HotPath
 from plantlake.pipelines.twin_store import open_table
 from plantlake.services.minio import delta_rs_options
@@ -60,14 +58,6 @@ def _asset_state(settings):
         messages += [m for m in batch if m.error() is None]
     consumer.close()
     return [(m.key().decode(), orjson.loads(m.value())) for m in messages]
-
-
-@pytest.fixture
-def hot_lake(isolated_kafka, spark):
-    """Isolated topics and lake with the simulated plant's reference tables, and a group of its own."""
-    silver.load_reference(spark, isolated_kafka, build_plant(isolated_kafka.simulator.seed))
-    group = isolated_kafka.hot_path.model_copy(update={"group_id": f"hot-{uuid.uuid4().hex[:8]}"})
-    return isolated_kafka.model_copy(update={"hot_path": group})
 
 
 def test_the_twin_holds_the_newest_kept_good_value_and_liveness(hot_lake):
