@@ -115,30 +115,42 @@ def _needs_regexes(text: Column, rec: Column, columns: Sequence[ContractColumn])
     )
 
 
-def _parse_error(
-    text: Column, rec: Column, columns: Sequence[ContractColumn], checks: Sequence[Check]
-) -> Column:
-    """Why a parsed record breaks its contract, or null when it does not.
+def _reasons(text: Column, rec: Column, slow: Column, contract: RecordContract) -> Column:
+    """Every way a parsed record breaks its contract, joined ("" when none)."""
+    typed = F.when(slow, F.concat_ws("; ", *_type_errors(text, contract.columns)))
+    missing = [
+        F.when(rec[c.name].isNull(), F.lit(f"{c.name} is missing or of the wrong type"))
+        for c in contract.columns
+        if not c.nullable
+    ]
+    checked = [check(rec) for check in contract.checks]
+    return F.concat_ws("; ", *missing, F.when(typed != "", typed), *checked)
+
+
+def _with_parse_error(
+    parsed: DataFrame, contract: RecordContract, *, rec: str = "rec", where: Column | None = None
+) -> DataFrame:
+    """`parsed` with `parse_error`: why the record in column `rec` breaks `contract`, or null
+    when it does not (and on the rows `where` leaves out).
 
     Most records parse in full with every field of its JSON type, which the parsed struct alone
     shows; only the others pay for a second JSON parse and a regex per field on the raw text.
+    The intermediate columns are kept apart so that Spark computes each once per row.
     """
-    slow = _needs_regexes(text, rec, columns)
+    text = F.col("raw_value").cast("string")
+    record = F.col(rec)
+    checked = parsed.withColumn("_slow", _needs_regexes(text, record, contract.columns))
+    checked = checked.withColumn("_reasons", _reasons(text, record, F.col("_slow"), contract))
     # A JSON object always has a type: get_json_object is null for malformed text.
-    json_ok = ~slow | (F.get_json_object(text, "$").isNotNull() & text.startswith("{"))
-    typed = F.when(slow, F.concat_ws("; ", *_type_errors(text, columns)))
-    reasons = [
-        F.when(rec[c.name].isNull(), F.lit(f"{c.name} is missing or of the wrong type"))
-        for c in columns
-        if not c.nullable
-    ]
-    checked = [check(rec) for check in checks]
-    joined = F.concat_ws("; ", *reasons, F.when(typed != "", typed), *checked)
-    return (
+    json_ok = ~F.col("_slow") | (F.get_json_object(text, "$").isNotNull() & text.startswith("{"))
+    error = (
         F.when(~json_ok, F.lit("payload is not a JSON object"))
-        .when(joined == "", F.lit(None))
-        .otherwise(joined)
+        .when(F.col("_reasons") == "", F.lit(None))
+        .otherwise(F.col("_reasons"))
     )
+    if where is not None:
+        error = F.when(where, error)
+    return checked.withColumn("parse_error", error).drop("_slow", "_reasons")
 
 
 _JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
@@ -187,11 +199,7 @@ def _parse(
             for name, c in contracts.items()
         ),
     )
-    text = F.col("raw_value").cast("string")
-    errors = {
-        name: _parse_error(text, F.col(name), c.columns, c.checks) for name, c in contracts.items()
-    }
-    return parsed.withColumn("parse_error", _by_kind(F.col("kind"), errors))
+    return parsed
 
 
 def parse_records(
@@ -203,7 +211,8 @@ def parse_records(
     computed from `rec`; rows whose `parse_error` is null keep their contract.
     """
     contract = RecordContract(tuple(columns), tuple(checks))
-    return _parse(kafka_rows, {"rec": contract}, F.lit("rec")).drop("kind")
+    parsed = _parse(kafka_rows, {"rec": contract}, F.lit("rec")).drop("kind")
+    return _with_parse_error(parsed, contract)
 
 
 def parse_batch(kafka_rows: DataFrame, *, topics: Mapping[str, str]) -> DataFrame:
@@ -211,16 +220,26 @@ def parse_batch(kafka_rows: DataFrame, *, topics: Mapping[str, str]) -> DataFram
 
     Grain in and out: one Kafka record. `topics` maps each kind of `CONTRACTS` to its topic
     name; the result has `kind`, one record struct column per kind (null on the other kinds'
-    rows) and `parse_error`. `records_of` takes one kind's rows as `parse_records` gives them.
+    rows) and the telemetry records' `parse_error`. Persist it: `records_of` takes one kind's
+    rows from it as `parse_records` gives them, and `batch_dead_letters` every record refused.
     """
     kind = _by_kind(F.col("topic"), {topics[name]: F.lit(name) for name in CONTRACTS})
-    return _parse(kafka_rows, CONTRACTS, kind)
+    return _with_parse_error(
+        _parse(kafka_rows, CONTRACTS, kind),
+        CONTRACTS[_CHECKED_WHEN_PARSED],
+        rec=_CHECKED_WHEN_PARSED,
+        where=F.col("kind") == _CHECKED_WHEN_PARSED,
+    )
 
 
 def records_of(parsed: DataFrame, kind: str) -> DataFrame:
-    """One kind's rows of a `parse_batch` result, with its record struct as `rec`."""
+    """One kind's rows of a `parse_batch` result, as `parse_records` gives them (`rec`,
+    `parse_error`)."""
     others = [name for name in CONTRACTS if name != kind]
-    return parsed.where(F.col("kind") == kind).drop("kind", *others).withColumnRenamed(kind, "rec")
+    rows = parsed.where(F.col("kind") == kind).drop("kind", *others).withColumnRenamed(kind, "rec")
+    if kind == _CHECKED_WHEN_PARSED:
+        return rows
+    return _with_parse_error(rows.drop("parse_error"), CONTRACTS[kind])
 
 
 _TELEMETRY_CHECKS: tuple[Check, ...] = (
@@ -241,6 +260,10 @@ CONTRACTS = {
     "dead_letter": RecordContract(EDGE_DEAD_LETTER_RECORD),
 }
 TOPIC_KEYS = tuple(CONTRACTS)
+# Checked in the parsing pass, as it is nearly all of a batch; the other kinds are checked when
+# records_of takes their (few) rows. Every contract's checks in one projection outgrow the 64 KB
+# a generated Java method may have, and Spark then runs that plan several times slower.
+_CHECKED_WHEN_PARSED = "telemetry"
 
 
 def parse_telemetry(kafka_rows: DataFrame) -> DataFrame:
@@ -306,14 +329,30 @@ def edge_dead_letter_rows(parsed: DataFrame) -> DataFrame:
 
 
 def _part_sizes(parsed: DataFrame) -> dict[str, int]:
-    """How many rows each bronze table gets from a parsed batch (one small job)."""
+    """How many rows each bronze table gets from a `parse_batch` result (one small job)."""
+    checked = [
+        records_of(parsed, kind).select(F.lit(kind).alias("kind"), "parse_error")
+        for kind in CONTRACTS
+    ]
     ok = F.col("parse_error").isNull()
-    row = parsed.agg(
-        F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
-        F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
-        F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
-    ).first()
+    row = (
+        reduce(DataFrame.unionByName, checked)
+        .agg(
+            F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
+            F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
+            F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
+        )
+        .first()
+    )
     return row.asDict()
+
+
+def batch_dead_letters(parsed: DataFrame) -> DataFrame:
+    """Rows of bronze.dead_letter from a `parse_batch` result: records of any topic bronze
+    refused, and the edge's dead letters."""
+    refused = [dead_letter_rows(records_of(parsed, kind)) for kind in CONTRACTS]
+    edge = edge_dead_letter_rows(records_of(parsed, "dead_letter"))
+    return reduce(DataFrame.unionByName, refused, edge)
 
 
 def land_batch(
@@ -329,14 +368,10 @@ def land_batch(
     parsed = parse_batch(batch, topics=names).persist()
     try:
         sizes = _part_sizes(parsed)  # the job that parses the batch into the cache
-        edge_dead = records_of(parsed, "dead_letter")
         parts = {
             BRONZE_TELEMETRY: (sizes["telemetry"], telemetry_rows(records_of(parsed, "telemetry"))),
             BRONZE_LIFECYCLE: (sizes["lifecycle"], lifecycle_rows(records_of(parsed, "lifecycle"))),
-            BRONZE_DEAD_LETTER: (
-                sizes["dead_letter"],
-                dead_letter_rows(parsed).unionByName(edge_dead_letter_rows(edge_dead)),
-            ),
+            BRONZE_DEAD_LETTER: (sizes["dead_letter"], batch_dead_letters(parsed)),
         }
         for ref, (size, rows) in parts.items():
             path = ref.path(settings.lake)

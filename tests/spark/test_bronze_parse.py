@@ -172,6 +172,7 @@ def test_a_batch_of_every_topic_is_parsed_once_and_split_by_kind(spark):
     assert (event.kind, event.bd_seq) == ("death", 3)
     [edge] = edge_dead_letter_rows(bronze.records_of(parsed, "dead_letter")).collect()
     assert (edge.reason, edge.raw_value) == ("bad register", b"\x01")
-    [bad] = dead_letter_rows(parsed).collect()
+    bad, edge_letter = bronze.batch_dead_letters(parsed).orderBy("refused_by").collect()
     assert (bad.kafka_topic, bad.reason) == ("p.telemetry", "payload is not a JSON object")
+    assert edge_letter.refused_by == "edge"
     assert bronze._part_sizes(parsed) == {"telemetry": 1, "lifecycle": 1, "dead_letter": 2}
