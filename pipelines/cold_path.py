@@ -6,6 +6,9 @@ lineage, go through gold's aggregates, late data and watermarks. Reading them ba
 passing them on makes a retried batch whole: silver skips its append (already committed) and
 drops the keys it has seen, but the rows are in the table, so gold still gets them.
 
+Then the reconciliation check compares the batch's newest kept row per sensor with the hot
+path's gold.twin_state and writes its verdict to silver.dq_metrics (rule twin_reconciliation).
+
 One query instead of two chained ones (silver 10 s, then gold 10 s on silver's output) removes a
 trigger and a Delta source from the path, and runs on a 30-60 s trigger (`pipeline.cold_trigger`)
 that amortizes each batch's fixed cost. The twin is not here: the hot path keeps it.
@@ -15,15 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.config import Settings
-from plantlake.contracts import BRONZE_TELEMETRY, SILVER_TELEMETRY
+from plantlake.contracts import (
+    BRONZE_TELEMETRY,
+    GOLD_TWIN_STATE,
+    SILVER_DQ_METRICS,
+    SILVER_TELEMETRY,
+)
 from plantlake.pipelines import gold, silver
-from plantlake.pipelines.delta_io import read_delta, writer_id
+from plantlake.pipelines.delta_io import append_once, read_delta, writer_id
 from plantlake.pipelines.expectations import Rule
+from plantlake.pipelines.reconciliation import RULE, reconcile, reconciliation_metric
 from plantlake.spark import scheduler_pool
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
@@ -68,13 +78,26 @@ def run(
     gold_app = f"gold:{writer_id(spark, checkpoint)}"
     silver_path = SILVER_TELEMETRY.path(lake)
 
+    twin_path = GOLD_TWIN_STATE.path(lake)
+    metrics_path = SILVER_DQ_METRICS.path(lake)
+
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
+        kept = None
         try:
             route.write(batch, batch_id)
-            kept = silver_rows_of(batch, silver_path)
+            kept = silver_rows_of(batch, silver_path).persist()
             gold.process_batch(kept, batch_id, paths=paths, app_id=gold_app, options=options)
+            twin = (
+                read_delta(spark, twin_path) if DeltaTable.isDeltaTable(spark, twin_path) else None
+            )
+            metric = reconciliation_metric(reconcile(kept, twin), batch_id=batch_id)
+            row = spark.createDataFrame([metric], silver.DQ_METRICS_SCHEMA)
+            append_once(row.withColumn("batch_time", F.current_timestamp()), metrics_path,
+                        app_id=f"{route.app_id}:{RULE}", batch_id=batch_id)  # fmt: skip
         finally:
+            if kept is not None:
+                kept.unpersist()
             batch.unpersist()
 
     source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))

@@ -114,3 +114,24 @@ def test_the_twin_holds_the_newest_kept_good_value_and_liveness(hot_lake):
     assert {k: [r[c] for c in values] for k, r in replayed.items()} == {
         k: [r[c] for c in values] for k, r in twin.items()
     }
+
+
+def test_the_cold_path_finds_the_twin_reconciled_with_silver(hot_lake, spark):
+    from plantlake.contracts import SILVER_DQ_METRICS
+    from plantlake.pipelines import bronze, cold_path
+
+    t = int(time.time() * 1000) - 30_000
+    _send(hot_lake, "telemetry", [
+        *(_reading(PRESS, "bearing_temperature", 60.0 + i, "degC", t + i * 1000) for i in range(5)),
+        _reading(PRESS, "bearing_temperature", 600.0, "degC", t + 6000),  # held back by both
+        _reading(PRESS, "hydraulic_pressure", 2900.0, "psi", t),
+        _reading(PUMP, "bearing_temperature", 140.0, "degF", t, node="line2-gateway"),
+    ])  # fmt: skip
+    HotPath(hot_lake, log=print).run(once=True)
+    for job in (bronze, cold_path):
+        query = job.run(spark, hot_lake, once=True)
+        query.awaitTermination()
+        assert query.exception() is None
+    metrics = spark.read.format("delta").load(SILVER_DQ_METRICS.path(hot_lake.lake))
+    [row] = metrics.where("rule = 'twin_reconciliation'").collect()
+    assert (row.checked, row.passed, row.failed) == (3, 3, 0)
