@@ -18,6 +18,7 @@ def test_crontab_lines_submit_known_jobs_in_layer_order():
     jobs = _submitted(text)
     assert jobs == ["bronze", "silver", "gold", "maintain"]
     assert set(jobs) <= set(JOBS)
+    assert re.findall(r"pipeline run (\w+) --once", text) == ["hot"]
     for line in text.splitlines():
         if line and not line.startswith("#") and "=" not in line.split()[0]:
             assert len(line.split()) > 5 and "flock" in line  # five time fields, no overlap
