@@ -389,11 +389,15 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
     checkpoint = settings.lake.checkpoint_path("bronze")
     app_id = f"bronze:{writer_id(spark, checkpoint)}"
     topics = [topic(key).name(settings.kafka.topic_prefix) for key in TOPIC_KEYS]
-    source = read_kafka_stream(spark, settings, ",".join(topics), max_per_trigger=500_000)
-    writer = source.writeStream.queryName("bronze").option("checkpointLocation", checkpoint)
-    writer = (
-        writer.trigger(availableNow=True) if once else writer.trigger(processingTime="5 seconds")
+    options = settings.pipeline
+    source = read_kafka_stream(
+        spark, settings, ",".join(topics), max_per_trigger=options.bronze_max_offsets
     )
+    writer = source.writeStream.queryName("bronze").option("checkpointLocation", checkpoint)
+    if once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=options.bronze_trigger)
     existing: set[str] = set()
     writer = writer.foreachBatch(
         lambda batch, batch_id: land_batch(

@@ -56,8 +56,10 @@ def build_ml_lake(spark: SparkSession, settings: Settings, tmp: Path) -> Setting
         if r.quality == "Good" and r.value is not None
     ]  # fmt: skip
     readings = spark.createDataFrame(
-        pd.DataFrame(rows, columns=["asset", "asset_class", "quantity", "value", "event_time_ms",
-                                    "arrived_ms"])  # fmt: skip
+        pd.DataFrame(
+            rows,
+            columns=["asset", "asset_class", "quantity", "value", "event_time_ms", "arrived_ms"],
+        )  # fmt: skip
     ).withColumn("emit_from_ms", F.lit(None).cast("long"))
     export = tmp / "cmms_export.csv"
     write_cmms_export(plant, end, export)

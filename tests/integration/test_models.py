@@ -53,7 +53,9 @@ def test_train_promote_reject_and_roll_back(spark, ml_models):
     # The run carries parameters, metrics, signature, input example, datasets and lineage.
     run = client.get_run(good.run_id)
     assert run.data.params["horizon_hours"] == "24.0"
-    assert {"holdout_recall", "holdout_mean_lead_time_h", "baseline_recall"} <= set(run.data.metrics)
+    assert {"holdout_recall", "holdout_mean_lead_time_h", "baseline_recall"} <= set(
+        run.data.metrics
+    )
     assert run.data.tags["lineage.gold.features.version"].isdigit()
     assert run.data.tags["lineage.silver.maintenance_events.version"].isdigit()
     assert run.data.tags["training_cutoff_ms"] == str(report.cutoff_ms)
