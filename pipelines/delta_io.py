@@ -92,6 +92,19 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
+def append_unless_empty(
+    df: DataFrame, path: str, *, empty: bool, app_id: str, batch_id: int
+) -> None:
+    """`append_once`, except that an `empty` micro-batch commits nothing once the table exists.
+
+    Each commit costs seconds on S3 whatever its size. Skipping a batch id is safe: Delta skips
+    only (app id, batch id) pairs at or below the last one the table committed.
+    """
+    if empty and table_exists(df.sparkSession, path):
+        return
+    append_once(df, path, app_id=app_id, batch_id=batch_id)
+
+
 def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hint: str) -> str:
     """The table's path; raises SourceError naming it and what to run when it is not there yet."""
     path = ref.path(lake)

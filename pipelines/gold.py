@@ -42,6 +42,7 @@ from plantlake.pipelines.aggregates import (
 )
 from plantlake.pipelines.delta_io import (
     append_once,
+    append_unless_empty,
     idempotent_dml,
     read_delta,
     require_table,
@@ -203,7 +204,8 @@ def _write_aggregates(
             fresh = recompute_windows(silver, windows=open_windows(marked), window_ms=window_ms)
             merge_windows(fresh, paths.windows[name], app_id=app_id, batch_id=batch_id,
                           span_ms=span)  # fmt: skip
-        append_once(late, paths.late_data, app_id=app_id, batch_id=batch_id)
+        append_unless_empty(late, paths.late_data, empty=late.isEmpty(), app_id=app_id,
+                            batch_id=batch_id)  # fmt: skip
     finally:
         silver.unpersist()
     return True

@@ -30,6 +30,7 @@ from plantlake.ingest.simulator.plant import Plant
 from plantlake.pipelines.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.delta_io import (
     append_once,
+    append_unless_empty,
     idempotent_dml,
     read_delta,
     require_table,
@@ -187,58 +188,57 @@ class _BatchWriter:
             seen = self._rows_in_range(ref, stats["lo"], stats["hi"])
             if seen is not None:
                 unique = drop_seen(unique, seen=seen.select(*KEY))
+        # Materialized with their lineage cut, not persisted: a cached plan that reads
+        # silver.telemetry or silver.quarantine (drop_seen) is recomputed by Spark as soon as
+        # this batch appends to them, and would then drop the rows it just wrote.
         prepared = normalize_units(
             join_registry(unique, registry=self.registry), units=self.units
-        ).persist()
-        checked = None
-        try:
-            counts = prepared.agg(
-                F.count(F.lit(1)).alias("unique"), F.count("unit_error").alias("unit_errors")
-            ).first()
-            state_path = SILVER_RULE_STATE.path(self.lake)
-            carried = (
-                read_delta(self.spark, state_path)
-                if DeltaTable.isDeltaTable(self.spark, state_path)
-                else None
-            )
-            checked = apply_rules(
-                prepared.where(F.col("unit_error").isNull()),
-                self.rules,
-                carried=carried,
-                now_ms=int(time.time() * 1000),
-            ).persist()
-            metrics: list[Row] = rule_metrics(checked, self.rules, batch_id=batch_id).collect()
-            # Before any write: a failed `fail` rule leaves this batch unwritten everywhere.
-            raise_on_fail_rules(checked, self.rules, metrics=metrics, batch_id=batch_id)
-            kept, quarantined, _dropped = split_by_action(checked)
-            unit_failures = with_unit_failure(prepared.where(F.col("unit_error").isNotNull()))
-            held = quarantine_rows(quarantined).unionByName(quarantine_rows(unit_failures))
-            metric_rows = [
-                (m["batch_id"], m["rule"], m["action"], m["checked"], m["passed"], m["failed"])
-                for m in metrics
-            ] + job_metric_rows(
-                batch_id=batch_id,
-                received=stats["n"],
-                unique=counts["unique"],
-                unit_errors=counts["unit_errors"],
-            )
-            measured = self.spark.createDataFrame(metric_rows, DQ_METRICS_SCHEMA).withColumn(
-                "batch_time", F.current_timestamp()
-            )
-            for ref, rows in (
-                (SILVER_TELEMETRY, silver_rows(kept)),
-                (SILVER_QUARANTINE, held),
-                (SILVER_DQ_METRICS, measured),
-            ):
-                append_once(rows, ref.path(self.lake), app_id=self.app_id, batch_id=batch_id)
-            # Last: a batch retried after this commit finds its rows written and its keys seen.
-            merge_rule_state(
-                carried_state(checked), state_path, app_id=self.app_id, batch_id=batch_id
-            )
-        finally:
-            if checked is not None:
-                checked.unpersist()
-            prepared.unpersist()
+        ).localCheckpoint()
+        counts = prepared.agg(
+            F.count(F.lit(1)).alias("unique"), F.count("unit_error").alias("unit_errors")
+        ).first()
+        state_path = SILVER_RULE_STATE.path(self.lake)
+        carried = (
+            read_delta(self.spark, state_path)
+            if DeltaTable.isDeltaTable(self.spark, state_path)
+            else None
+        )
+        checked = apply_rules(
+            prepared.where(F.col("unit_error").isNull()),
+            self.rules,
+            carried=carried,
+            now_ms=int(time.time() * 1000),
+        ).localCheckpoint()
+        metrics: list[Row] = rule_metrics(checked, self.rules, batch_id=batch_id).collect()
+        # Before any write: a failed `fail` rule leaves this batch unwritten everywhere.
+        raise_on_fail_rules(checked, self.rules, metrics=metrics, batch_id=batch_id)
+        kept, quarantined, _dropped = split_by_action(checked)
+        unit_failures = with_unit_failure(prepared.where(F.col("unit_error").isNotNull()))
+        held = quarantine_rows(quarantined).unionByName(quarantine_rows(unit_failures))
+        metric_rows = [
+            (m["batch_id"], m["rule"], m["action"], m["checked"], m["passed"], m["failed"])
+            for m in metrics
+        ] + job_metric_rows(
+            batch_id=batch_id,
+            received=stats["n"],
+            unique=counts["unique"],
+            unit_errors=counts["unit_errors"],
+        )
+        measured = self.spark.createDataFrame(metric_rows, DQ_METRICS_SCHEMA).withColumn(
+            "batch_time", F.current_timestamp()
+        )
+        held_back = counts["unit_errors"] + sum(
+            m["failed"] for m in metrics if m["action"] in ("quarantine", "fail")
+        )  # an upper bound (a row may fail several rules): 0 means none is held
+        for ref, rows, empty in (
+            (SILVER_TELEMETRY, silver_rows(kept), False),
+            (SILVER_QUARANTINE, held, held_back == 0),
+            (SILVER_DQ_METRICS, measured, False),
+        ):
+            append_unless_empty(rows, ref.path(self.lake), empty=empty,
+                                app_id=self.app_id, batch_id=batch_id)  # fmt: skip
+        # Last: a batch retried after this commit finds its rows written and its keys seen.
+        merge_rule_state(carried_state(checked), state_path, app_id=self.app_id, batch_id=batch_id)
 
     def _rows_in_range(self, ref: TableRef, lo_ms: int, hi_ms: int) -> DataFrame | None:
         """A table's rows with event_time_ms in [lo_ms, hi_ms] (Delta skips files by min/max),

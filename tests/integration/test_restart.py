@@ -55,13 +55,19 @@ LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
 # --- the job as a separate process -------------------------------------------------------------
 
 
-def start_job(layer: str, settings: Settings, log: Path, *, once: bool) -> subprocess.Popen:
+def start_job(
+    layer: str, settings: Settings, log: Path, *, once: bool, extra_env: dict | None = None
+) -> subprocess.Popen:
     """`plantlake pipeline run LAYER` in its own process group, on `settings`' lake and topics."""
-    env = os.environ | {
-        "PLANTLAKE_LAKE__ROOT": settings.lake.root,
-        "PLANTLAKE_LAKE__CHECKPOINT_ROOT": settings.lake.checkpoint_root,
-        "PLANTLAKE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-    }
+    env = (
+        os.environ
+        | {
+            "PLANTLAKE_LAKE__ROOT": settings.lake.root,
+            "PLANTLAKE_LAKE__CHECKPOINT_ROOT": settings.lake.checkpoint_root,
+            "PLANTLAKE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        }
+        | (extra_env or {})
+    )
     command = [sys.executable, "-c", "from plantlake.cli import main; main()",
                "pipeline", "run", layer, *(["--once"] if once else [])]  # fmt: skip
     with log.open("a") as out:
