@@ -18,6 +18,11 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 
 # DLT's expect / expect_or_drop / expect_or_fail, plus quarantine: keep the row for review.
 ACTIONS = ("warn", "drop", "quarantine", "fail")
+# Actions that keep a row out of silver.telemetry, most severe first.
+BLOCKING_ACTIONS = ("fail", "quarantine", "drop")
+# The job's own check that a reading's unit could be normalized (action quarantine); it is not
+# a rule file's rule, but dq_metrics and quarantine name it like one.
+UNIT_RULE = "unit"
 KINDS = ("range", "event_time", "known_asset", "quality", "rate_of_change", "stuck")
 _COMMON_KEYS = ("name", "kind", "action", "description")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")

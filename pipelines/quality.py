@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from plantlake.errors import ExpectationFailed
 from plantlake.pipelines.expectations import (
+    BLOCKING_ACTIONS,
     EventTimeParams,
     KnownAssetParams,
     QualityParams,
@@ -24,8 +25,6 @@ DQ_FAILURES_TYPE = f"array<{DQ_FAILURE_TYPE}>"
 METRICS_SCHEMA = (
     "batch_id long, rule string, kind string, action string, checked long, passed long, failed long"
 )
-# Actions that keep a row out of silver.telemetry, most severe first.
-BLOCKING_ACTIONS = ("fail", "quarantine", "drop")
 _TMP = "_dq_"  # prefix of the working columns apply_rules adds and removes
 
 
@@ -278,7 +277,7 @@ def _with_sequences(
         & F.coalesce(F.col("quality") != "Bad", F.lit(True))
         & ~_implausible(rules)
     )
-    names = [r.name for r in rules if isinstance(r.params, StuckParams)]
+    stuck = [r for r in rules if isinstance(r.params, StuckParams)]
     types = {"last_time": "long", "prev_value": "double", "prev_time": "long",
              "prev_raw": "double", "count": "long", "runs": _RUNS_TYPE}  # fmt: skip
     c = {name: F.lit(None).cast(kind) for name, kind in types.items()}
@@ -306,9 +305,9 @@ def _with_sequences(
         f"{_TMP}prev_raw": F.coalesce(last(v, before), c["prev_raw"]),
         f"{_TMP}count": count0 + F.count(v).over(upto),
     })  # fmt: skip
-    stuck = [r.params for r in rules if isinstance(r.params, StuckParams)]
     runs = {}
-    for i, (name, p) in enumerate(zip(names, stuck, strict=True)):
+    for i, rule in enumerate(stuck):
+        name, p = rule.name, rule.params
         prev_raw, count = F.col(f"{_TMP}prev_raw"), F.col(f"{_TMP}count")
         # A run of unchanged values starts where a value moves more than epsilon from the one
         # before; null/NaN readings neither start nor end a run.
@@ -327,10 +326,10 @@ def _with_sequences(
         F.col(f"{_TMP}count").alias("count"),
         (
             F.create_map(*(
-                x for i, name in enumerate(names)
-                for x in (F.lit(name), F.struct(F.col(f"{_TMP}run_start_{i}").alias("start"),
+                x for i, rule in enumerate(stuck)
+                for x in (F.lit(rule.name), F.struct(F.col(f"{_TMP}run_start_{i}").alias("start"),
                                                 F.col(f"{_TMP}run_first_{i}").alias("first")))
-            )) if names else F.lit(None)
+            )) if stuck else F.lit(None)
         ).cast(_RUNS_TYPE).alias("runs"),
     )  # fmt: skip
     return seq.withColumn(CARRY, F.when(F.col(f"{_TMP}in_order"), carry))

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from plantlake.pipelines.expectations import (
+    BLOCKING_ACTIONS,
+    UNIT_RULE,
     EventTimeParams,
     KnownAssetParams,
     QualityParams,
@@ -29,8 +31,6 @@ from plantlake.pipelines.expectations import (
     StuckParams,
 )
 
-BLOCKING_ACTIONS = frozenset(("fail", "quarantine", "drop"))
-UNIT_RULE = "unit"
 # Quantities of edge window features with no unit (as pipelines.units.UNITLESS_FEATURES).
 UNITLESS = frozenset(("ratio", "energy"))
 _NO_UNIT_NEEDED = UNITLESS | {"state"}

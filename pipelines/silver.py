@@ -36,7 +36,7 @@ from plantlake.pipelines.delta_io import (
     require_table,
     writer_id,
 )
-from plantlake.pipelines.expectations import Rule, load_rules
+from plantlake.pipelines.expectations import UNIT_RULE, Rule, load_rules
 from plantlake.pipelines.quality import (
     DQ_FAILURES_TYPE,
     apply_rules,
@@ -57,7 +57,6 @@ DQ_METRICS_SCHEMA = (
 QUARANTINE_LINEAGE = (
     "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "edge_instance", "edge_seq"
 )  # fmt: skip
-UNIT_RULE = "unit"
 DUPLICATES_RULE = "duplicates"
 
 
