@@ -178,6 +178,13 @@ GOLD_WATERMARKS = TableRef(
     comment="Newest Good event time per asset and sensor that the gold job has aggregated: where "
     "each sensor's aggregate windows close.",
 )  # fmt: skip
+GOLD_OPEN_WINDOWS = TableRef(
+    "gold", "open_windows",
+    key=("window_ms", "asset", "sensor", "window_start_ms"),
+    writer="plantlake pipeline run gold (or cold)",
+    comment="The sorted values of each aggregate window not yet closed by its sensor's watermark, "
+    "so a micro-batch adds its own values instead of re-reading silver.",
+)  # fmt: skip
 GOLD_TELEMETRY_1M = TableRef(
     "gold", "telemetry_1m",
     key=("asset", "sensor", "window_start"),
@@ -236,7 +243,8 @@ TABLES: tuple[TableRef, ...] = (
     BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
     SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS, SILVER_RULE_STATE,
-    GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M, GOLD_LATE_DATA,
+    GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_OPEN_WINDOWS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,
+    GOLD_LATE_DATA,
     SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
     GOLD_WORK_ORDERS,
 )  # fmt: skip

@@ -33,10 +33,9 @@ from plantlake.contracts import (
 from plantlake.pipelines import gold, silver
 from plantlake.pipelines.delta_io import append_once, read_delta, writer_id
 from plantlake.pipelines.expectations import Rule
+from plantlake.pipelines.gold import LINEAGE
 from plantlake.pipelines.reconciliation import RULE, reconcile, reconciliation_metric
 from plantlake.spark import scheduler_pool
-
-LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 
 def silver_rows_of(batch: DataFrame, silver_path: str) -> DataFrame:

@@ -68,6 +68,17 @@ def append_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None
     )
 
 
+def overwrite_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+    """Replace a Delta table's rows with a micro-batch's, skipped when the batch was committed."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .save(path)
+    )
+
+
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 

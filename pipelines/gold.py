@@ -2,9 +2,11 @@
 
 Each micro-batch, in this order (so a retry after a partial failure sees the same watermarks,
 which come from gold.watermarks, the table written last):
-1. gold.telemetry_1m / _5m: the open windows the batch touched, recomputed from silver (MERGE);
+1. gold.telemetry_1m / _5m: the open windows the batch touched, their values (from
+   gold.open_windows) plus the batch's, aggregated again (MERGE);
 2. gold.late_data: Good readings whose window had closed (idempotent append);
-3. gold.watermarks: the newest Good event time per (asset, sensor) (MERGE, only forward).
+3. gold.open_windows: the windows still open with their values (overwrite, a few MB);
+4. gold.watermarks: the newest Good event time per (asset, sensor) (MERGE, only forward).
 Every write carries Delta's (txnAppId, txnVersion) = (writer id, batch id), so a retried batch
 changes nothing that already committed.
 
@@ -26,6 +28,7 @@ from pyspark.sql.streaming import StreamingQuery
 from plantlake.config import LakeSettings, Settings
 from plantlake.contracts import (
     GOLD_LATE_DATA,
+    GOLD_OPEN_WINDOWS,
     GOLD_TELEMETRY_1M,
     GOLD_TELEMETRY_5M,
     GOLD_WATERMARKS,
@@ -33,22 +36,29 @@ from plantlake.contracts import (
     TableRef,
 )
 from plantlake.pipelines.aggregates import (
+    WINDOW_KEY,
     WINDOWS_MS,
+    add_values,
+    aggregates_of_values,
     late_data_rows,
     mark_late,
-    open_windows,
-    recompute_windows,
+    still_open,
     watermarks,
+    window_values,
 )
 from plantlake.pipelines.delta_io import (
     append_once,
     append_unless_empty,
     idempotent_dml,
+    overwrite_once,
     read_delta,
     require_table,
     writer_id,
 )
 from plantlake.pipelines.twin_state import good_readings
+
+# A silver row's identity across tables: the Kafka record it came from.
+LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 WINDOW_TABLES: Mapping[str, TableRef] = {"1m": GOLD_TELEMETRY_1M, "5m": GOLD_TELEMETRY_5M}
 
@@ -68,6 +78,7 @@ class GoldOptions:
 class GoldPaths:
     silver: str
     watermarks: str
+    open_windows: str
     late_data: str
     windows: Mapping[str, str]
 
@@ -76,6 +87,7 @@ class GoldPaths:
         return cls(
             silver=SILVER_TELEMETRY.path(lake),
             watermarks=GOLD_WATERMARKS.path(lake),
+            open_windows=GOLD_OPEN_WINDOWS.path(lake),
             late_data=GOLD_LATE_DATA.path(lake),
             windows={name: ref.path(lake) for name, ref in WINDOW_TABLES.items()},
         )
@@ -166,49 +178,70 @@ def _write_aggregates(
     options: GoldOptions,
     now_ms: int,
 ) -> bool:
-    """Merge the windows the batch touched and append its late data; False for an empty batch."""
+    """Add the batch to its open windows, merge their aggregates, append its late data and carry
+    the windows still open forward; False for an empty batch."""
     session = readings.sparkSession
-    bounds = readings.agg(
-        F.min("event_time_ms").alias("lo"),
-        F.max("event_time_ms").alias("hi"),
-        F.max(F.unix_micros("silver_time")).alias("written_by"),
-    ).first()
-    if bounds is None or bounds.lo is None:
+    lo_ms = readings.agg(F.min("event_time_ms")).first()[0]
+    if lo_ms is None:
         return False
     if current is None:
         marks = session.createDataFrame([], "asset string, sensor string, watermark_ms long")
     else:
         marks = watermarks(current, delay_ms=options.watermark_delay_ms, now_ms=now_ms)
-    widest = max(WINDOWS_MS.values())
-    span = (bounds.lo - bounds.lo % widest, bounds.hi - bounds.hi % widest + widest)
-    # Silver as of this batch: rows in the batch's time span, written no later than the batch.
-    # Rows silver wrote since belong to later batches, which recompute their windows again.
-    silver = (
-        good_readings(read_delta(session, paths.silver))
-        .where(
-            (F.col("event_time_ms") >= span[0])
-            & (F.col("event_time_ms") < span[1])
-            & (F.unix_micros("silver_time") <= bounds.written_by)
+    # Materialized: gold.open_windows is read here and overwritten at the end of the batch.
+    since_ms = min(lo_ms, now_ms) - options.watermark_delay_ms
+    held = _held_windows(readings, paths, marks, since_ms=since_ms).localCheckpoint()
+    late = arriving = None
+    for name, window_ms in WINDOWS_MS.items():
+        marked = mark_late(readings, watermarks=marks, window_ms=window_ms)
+        rows = late_data_rows(marked, gold_table=WINDOW_TABLES[name].name,
+                              batch_id=batch_id, arrival_ms=now_ms)  # fmt: skip
+        late = rows if late is None else late.unionByName(rows)
+        values = window_values(marked.where(~F.col("is_late")), window_ms=window_ms)
+        arriving = values if arriving is None else arriving.unionByName(values)
+    touched = add_values(held, arriving).localCheckpoint()
+    lo, hi = touched.agg(F.min("window_start_ms"), F.max("window_start_ms")).first()
+    for name, window_ms in WINDOWS_MS.items():
+        if lo is None:  # every reading was late
+            break
+        fresh = aggregates_of_values(
+            touched.where(F.col("window_ms") == window_ms), window_ms=window_ms
         )
-        .select("asset", "sensor", "quantity", "unit", "value", "quality", "event_time_ms")
-        .join(readings.select("asset", "sensor").distinct(), ["asset", "sensor"], "left_semi")
-        .persist()  # one scan of silver serves both window sizes
-    )
-    try:
-        late = None
-        for name, window_ms in WINDOWS_MS.items():
-            marked = mark_late(readings, watermarks=marks, window_ms=window_ms)
-            rows = late_data_rows(marked, gold_table=WINDOW_TABLES[name].name,
-                                  batch_id=batch_id, arrival_ms=now_ms)  # fmt: skip
-            late = rows if late is None else late.unionByName(rows)
-            fresh = recompute_windows(silver, windows=open_windows(marked), window_ms=window_ms)
-            merge_windows(fresh, paths.windows[name], app_id=app_id, batch_id=batch_id,
-                          span_ms=span)  # fmt: skip
-        append_unless_empty(late, paths.late_data, empty=late.isEmpty(), app_id=app_id,
-                            batch_id=batch_id)  # fmt: skip
-    finally:
-        silver.unpersist()
+        merge_windows(fresh, paths.windows[name], app_id=app_id, batch_id=batch_id,
+                      span_ms=(lo, hi + 1))  # fmt: skip
+    append_unless_empty(late, paths.late_data, empty=late.isEmpty(), app_id=app_id,
+                        batch_id=batch_id)  # fmt: skip
+    # Written after the window MERGEs: a batch retried before this commit finds the windows as
+    # they were and recomputes the same rows (which the MERGEs then skip as committed).
+    key = ["window_ms", *WINDOW_KEY]
+    carried = held.join(touched.select(*key), key, "left_anti").unionByName(touched)
+    overwrite_once(still_open(carried, watermarks=marks), paths.open_windows, app_id=app_id,
+                   batch_id=batch_id)  # fmt: skip
     return True
+
+
+def _held_windows(
+    readings: DataFrame, paths: GoldPaths, marks: DataFrame, *, since_ms: int
+) -> DataFrame:
+    """gold.open_windows as the batch finds it.
+
+    The first batch that finds no table (a new lake, or one gold wrote before the table
+    existed) seeds it from silver: the windows that are still open, from silver's rows since
+    `since_ms` that are not this batch's own (silver holds those already).
+    """
+    session = readings.sparkSession
+    if DeltaTable.isDeltaTable(session, paths.open_windows):
+        return read_delta(session, paths.open_windows)
+    earlier = (
+        read_delta(session, paths.silver)
+        .where(F.col("event_time_ms") >= since_ms - max(WINDOWS_MS.values()))
+        .join(readings.select(*LINEAGE), list(LINEAGE), "left_anti")
+    )
+    seeded = None
+    for window_ms in WINDOWS_MS.values():
+        values = window_values(earlier, window_ms=window_ms)
+        seeded = values if seeded is None else seeded.unionByName(values)
+    return still_open(seeded, watermarks=marks)
 
 
 def run(

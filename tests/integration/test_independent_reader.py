@@ -44,8 +44,8 @@ NON_EMPTY = {
     "bronze.telemetry", "bronze.dead_letter", "bronze.lifecycle",
     "reference.asset_registry", "reference.units",
     "silver.telemetry", "silver.quarantine", "silver.dq_metrics", "silver.rule_state",
-    "gold.twin_state", "gold.watermarks", "gold.telemetry_1m", "gold.telemetry_5m",
-    "gold.late_data",
+    "gold.twin_state", "gold.watermarks", "gold.open_windows", "gold.telemetry_1m",
+    "gold.telemetry_5m", "gold.late_data",
 }  # fmt: skip
 
 NODE = "reader-test"

@@ -200,3 +200,31 @@ def test_data_beyond_the_watermark_is_recorded_with_its_lateness(spark, lake_set
         for r in spark.read.format("delta").load(paths.windows["1m"]).collect()
     }
     assert one[2 * MIN] == 1 and one[9 * MIN] == 2  # closed window kept; open one merged
+    # Only windows the watermark (minute 9) has not closed keep their values, sorted.
+    held = {
+        (r.window_ms, r.window_start_ms - T0): r["values"]
+        for r in spark.read.format("delta").load(paths.open_windows).collect()
+    }
+    assert held == {(MIN, 9 * MIN): [9.0, 200.0], (MIN, 10 * MIN): [10.0],
+                    (5 * MIN, 5 * MIN): [5.0, 6.0, 7.0, 8.0, 9.0, 200.0],
+                    (5 * MIN, 10 * MIN): [10.0]}  # fmt: skip
+
+
+def test_p95_over_sorted_values_is_sparks_exact_percentile(spark):
+    from pyspark.sql import functions as F
+
+    rng = random.Random(11)
+    rows = [
+        reading("a", f"s{n}", T0 + i * 100, rng.choice([rng.gauss(50, 9), 42.0]))
+        for n in (1, 2, 3, 7, 20, 61, 300)
+        for i in range(n)
+    ]
+    frame = silver(spark, rows)
+    ours = {r.sensor: r.p95 for r in window_aggregates(frame, window_ms=MIN).collect()}
+    spark_p95 = {
+        r.sensor: r.p95
+        for r in frame.groupBy("sensor")
+        .agg(F.percentile("value", F.lit(0.95)).alias("p95"))
+        .collect()
+    }
+    assert ours == spark_p95  # bit for bit, ties and interpolation included
