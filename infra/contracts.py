@@ -96,6 +96,10 @@ class TableRef:
     key: tuple[str, ...]
     writer: str
     comment: str
+    # Liquid clustering that `plantlake pipeline maintain` applies: time first where jobs read the
+    # table by a time range (dedup, read-back and MERGE predicates skip files by min/max), asset
+    # where readers pick assets. Empty: Spark never maintains the table (its writer does).
+    cluster_by: tuple[str, ...] = ("asset",)
 
     @property
     def name(self) -> str:
@@ -141,12 +145,14 @@ SILVER_TELEMETRY = TableRef(
     key=("asset", "sensor", "event_time_ms", "sequence"),
     writer="plantlake pipeline run silver",
     comment="Deduplicated readings in canonical units, joined to the registry, that passed the rules.",
+    cluster_by=("event_time_ms", "asset"),
 )  # fmt: skip
 SILVER_QUARANTINE = TableRef(
     "silver", "quarantine",
     key=("kafka_topic", "kafka_partition", "kafka_offset"),
     writer="plantlake pipeline run silver (review columns: planners)",
     comment="Readings held back by a quarantine rule: the record, every failed rule, lineage, review.",
+    cluster_by=("event_time_ms", "asset"),
 )  # fmt: skip
 SILVER_DQ_METRICS = TableRef(
     "silver", "dq_metrics",
@@ -170,6 +176,7 @@ GOLD_TWIN_STATE = TableRef(
     key=("asset", "sensor"),
     writer="plantlake pipeline run hot (delta-rs; its only writer)",
     comment="Latest good value per asset and sensor, with liveness: alive, stale or dead.",
+    cluster_by=()  # the hot path writes and vacuums it through delta-rs,
 )  # fmt: skip
 GOLD_WATERMARKS = TableRef(
     "gold", "watermarks",
@@ -190,12 +197,14 @@ GOLD_TELEMETRY_1M = TableRef(
     key=("asset", "sensor", "window_start"),
     writer="plantlake pipeline run gold",
     comment="1-minute event-time aggregates: mean, std, min, max, count, p95.",
+    cluster_by=("window_start_ms", "asset"),
 )  # fmt: skip
 GOLD_TELEMETRY_5M = TableRef(
     "gold", "telemetry_5m",
     key=("asset", "sensor", "window_start"),
     writer="plantlake pipeline run gold",
     comment="5-minute event-time aggregates: mean, std, min, max, count, p95.",
+    cluster_by=("window_start_ms", "asset"),
 )  # fmt: skip
 
 GOLD_LATE_DATA = TableRef(
@@ -219,6 +228,7 @@ GOLD_FEATURES = TableRef(
     writer="plantlake pipeline run features",
     comment="Per asset every 5 minutes: rolling statistics over event time, stamped with the time "
     "they became knowable. One code path for training and scoring.",
+    cluster_by=("feature_time_ms", "asset"),
 )  # fmt: skip
 GOLD_TRAINING_SETS = TableRef(
     "gold", "training_sets",

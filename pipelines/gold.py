@@ -227,14 +227,19 @@ def _held_windows(
 
     The first batch that finds no table (a new lake, or one gold wrote before the table
     existed) seeds it from silver: the windows that are still open, from silver's rows since
-    `since_ms` that are not this batch's own (silver holds those already).
+    `since_ms` written before this batch's, without the batch's own (silver holds those already;
+    rows silver wrote since belong to later batches, which add them themselves).
     """
     session = readings.sparkSession
     if DeltaTable.isDeltaTable(session, paths.open_windows):
         return read_delta(session, paths.open_windows)
+    written_by = readings.agg(F.max(F.unix_micros("silver_time"))).first()[0]
     earlier = (
         read_delta(session, paths.silver)
-        .where(F.col("event_time_ms") >= since_ms - max(WINDOWS_MS.values()))
+        .where(
+            (F.col("event_time_ms") >= since_ms - max(WINDOWS_MS.values()))
+            & (F.unix_micros("silver_time") <= written_by)
+        )
         .join(readings.select(*LINEAGE), list(LINEAGE), "left_anti")
     )
     seeded = None

@@ -92,7 +92,7 @@ def run_maintenance(
         if result.skipped:
             console.print(f"{result.table}: skipped ({result.skipped})")
         else:
-            console.print(f"{result.table}: optimized (clustered by {result.clustered_by or 'nothing'}, "
+            console.print(f"{result.table}: optimized (clustered by {', '.join(result.clustered_by or ()) or 'nothing'}, "
                           f"{result.files_removed_by_optimize} files compacted), vacuumed")  # fmt: skip
 
 

@@ -1,8 +1,10 @@
-"""Table maintenance: cluster by asset, compact, and vacuum every lake table (ops for all layers).
+"""Table maintenance: cluster, compact, and vacuum every lake table Spark writes (ops for all layers).
 
-Liquid clustering (`CLUSTER BY asset`) is switched on for each existing table the first time and
-OPTIMIZE then clusters incrementally; it cannot be combined with partitioning or ZORDER, and no
-plantlake table is partitioned. VACUUM keeps `retention_hours` of history (default 7 days), so
+Liquid clustering on each table's `cluster_by` columns (the contract: time first where jobs read
+by a time range, else asset) is switched on, or changed, for each existing table, and OPTIMIZE
+then clusters incrementally; it cannot be combined with partitioning or ZORDER, and no plantlake
+table is partitioned. gold.twin_state is left alone: its only writer is the hot path, through
+delta-rs, which vacuums it itself; a second writer from Spark would be unsafe on S3. VACUUM keeps `retention_hours` of history (default 7 days), so
 time travel and readers that are a week behind keep working.
 """
 
@@ -21,7 +23,7 @@ DEFAULT_RETENTION_HOURS = 168
 @dataclass(frozen=True)
 class MaintenanceResult:
     table: str
-    clustered_by: str | None
+    clustered_by: tuple[str, ...] | None
     files_removed_by_optimize: int
     vacuumed: bool
     skipped: str | None = None
@@ -36,14 +38,18 @@ def _exists(spark: SparkSession, path: str) -> bool:
 def maintain_table(
     spark: SparkSession, ref: TableRef, path: str, *, retention_hours: int
 ) -> MaintenanceResult:
-    """OPTIMIZE (clustered by asset where the table has one) and VACUUM one table."""
+    """OPTIMIZE (clustered by the contract's columns) and VACUUM one table."""
+    if not ref.cluster_by:
+        return MaintenanceResult(
+            ref.name, None, 0, False, skipped=f"its writer maintains it: {ref.writer}"
+        )
     if not _exists(spark, path):
         return MaintenanceResult(ref.name, None, 0, False, skipped="table does not exist yet")
     columns = set(spark.read.format("delta").load(path).columns)
-    cluster = "asset" if "asset" in columns else None
+    cluster = tuple(c for c in ref.cluster_by if c in columns) or None
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
-    if cluster and not (detail.clusteringColumns or []):
-        spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({cluster})")
+    if cluster and tuple(detail.clusteringColumns or ()) != cluster:
+        spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({', '.join(cluster)})")
     metrics = spark.sql(f"OPTIMIZE delta.`{path}`").first().metrics
     spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS")
     return MaintenanceResult(ref.name, cluster, int(metrics.numFilesRemoved), True)

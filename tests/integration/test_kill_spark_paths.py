@@ -13,6 +13,7 @@ from plantlake.contracts import (
     BRONZE_DEAD_LETTER,
     BRONZE_TELEMETRY,
     GOLD_LATE_DATA,
+    GOLD_OPEN_WINDOWS,
     GOLD_TELEMETRY_1M,
     GOLD_TELEMETRY_5M,
     GOLD_WATERMARKS,
@@ -118,7 +119,7 @@ def _append(spark, settings, rows) -> None:
 def _cold_tables(spark, settings) -> dict:
     out = {}
     for ref in (SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_RULE_STATE, GOLD_TELEMETRY_1M,
-                GOLD_TELEMETRY_5M, GOLD_LATE_DATA, GOLD_WATERMARKS):  # fmt: skip
+                GOLD_TELEMETRY_5M, GOLD_LATE_DATA, GOLD_WATERMARKS, GOLD_OPEN_WINDOWS):  # fmt: skip
         frame = spark.read.format("delta").load(ref.path(settings.lake))
         keep = [c for c in frame.columns if c not in RUN_TIMES]
         out[ref.name] = sorted(tuple(r) for r in frame.select(*keep).collect())
