@@ -64,21 +64,29 @@ EDGE_DEAD_LETTER_RECORD: tuple[Column, ...] = (
 )
 
 
+_PYTHON_TYPES = {"int": int, "long": int, "double": (int, float), "string": str}
+# Looked up for every record the hot path reads: built once.
+_TELEMETRY_NAMES = frozenset(c.name for c in TELEMETRY_RECORD)
+_TELEMETRY_TYPES = tuple(
+    (c.name, c.type, _PYTHON_TYPES[c.type], c.nullable) for c in TELEMETRY_RECORD
+)
+
+
 def record_errors(record: Mapping) -> list[str]:
     """Why a decoded JSON record is not a valid canonical record (empty when it is)."""
     errors = []
-    known = {c.name for c in TELEMETRY_RECORD}
-    for extra in sorted(set(record) - known):
-        errors.append(f"unknown field {extra!r}")
-    checks = {"int": int, "long": int, "double": (int, float), "string": str}
-    for col in TELEMETRY_RECORD:
-        value = record.get(col.name)
+    if not record.keys() <= _TELEMETRY_NAMES:
+        errors.extend(
+            f"unknown field {extra!r}" for extra in sorted(record.keys() - _TELEMETRY_NAMES)
+        )
+    for name, kind, types, nullable in _TELEMETRY_TYPES:
+        value = record.get(name)
         if value is None:
-            if not col.nullable:
-                errors.append(f"{col.name} is missing")
+            if not nullable:
+                errors.append(f"{name} is missing")
             continue
-        if isinstance(value, bool) or not isinstance(value, checks[col.type]):
-            errors.append(f"{col.name} should be {col.type}, got {type(value).__name__}")
+        if isinstance(value, bool) or not isinstance(value, types):
+            errors.append(f"{name} should be {kind}, got {type(value).__name__}")
     if record.get("quality") is not None and record.get("quality") not in QUALITIES:
         errors.append(f"quality {record['quality']!r} is not one of {QUALITIES}")
     if record.get("schema_version") not in (None, RECORD_SCHEMA_VERSION):

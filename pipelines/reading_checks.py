@@ -202,8 +202,21 @@ class ReadingChecker:
 
     def __init__(self, rules: Sequence[Rule]):
         self.rules = tuple(rules)
-        self._ranges = [r for r in self.rules if isinstance(r.params, RangeParams)]
         self._actions = {r.name: r.action for r in self.rules} | {UNIT_RULE: "quarantine"}
+        # Which rules apply depends only on a sensor's registry columns and unit, so it is worked
+        # out once per combination rather than rule by rule for every reading.
+        self._scopes: dict[tuple, tuple[tuple[bool, ...], tuple[Rule, ...]]] = {}
+
+    def _scope(self, r: Prepared) -> tuple[tuple[bool, ...], tuple[Rule, ...]]:
+        """(in scope, per rule of `rules`; the range rules in scope) for the reading's sensor."""
+        key = (r.quantity, r.unit, r.asset_class, r.sensor)
+        found = self._scopes.get(key)
+        if found is None:
+            flags = tuple(_in_scope(rule, r) for rule in self.rules)
+            ranges = tuple(rule for rule, applies in zip(self.rules, flags, strict=True)
+                           if applies and isinstance(rule.params, RangeParams))  # fmt: skip
+            found = self._scopes[key] = (flags, ranges)
+        return found
 
     def failed_rules(self, r: Prepared, checks: SensorChecks, *, now_ms: int) -> list[str]:
         """Names of the rules the reading fails (any action), updating `checks` for the next one.
@@ -215,14 +228,15 @@ class ReadingChecker:
         if r.unit_error:
             return [UNIT_RULE]
         v, t = r.value, r.event_time_ms
-        implausible = any(_in_scope(x, r) and _range_fails(x.params, r) for x in self._ranges)
+        scoped, ranges = self._scope(r)
+        implausible = any(_range_fails(x.params, r) for x in ranges)
         usable = v is not None and r.quality != "Bad" and not implausible
         in_order = checks.last_time is None or t > checks.last_time
         count = checks.count + (1 if v is not None else 0)
         failed, runs = [], {}
-        for rule in self.rules:
+        for rule, applies in zip(self.rules, scoped, strict=True):
             p = rule.params
-            if not _in_scope(rule, r):
+            if not applies:
                 if isinstance(p, StuckParams) and in_order:
                     runs[rule.name] = self._run(p, rule.name, checks, v, t, count)
                 continue
