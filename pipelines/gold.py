@@ -5,7 +5,8 @@ which come from gold.watermarks, the table written last):
 1. gold.telemetry_1m / _5m: the open windows the batch touched, their values (from
    gold.open_windows) plus the batch's, aggregated again (MERGE);
 2. gold.late_data: Good readings whose window had closed (idempotent append);
-3. gold.open_windows: the windows still open with their values (overwrite, a few MB);
+3. gold.open_windows: the windows still open with their values (overwrite; about 15 minutes
+   of values per sensor);
 4. gold.watermarks: the newest Good event time per (asset, sensor) (MERGE, only forward).
 Every write carries Delta's (txnAppId, txnVersion) = (writer id, batch id), so a retried batch
 changes nothing that already committed.
