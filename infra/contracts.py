@@ -184,7 +184,7 @@ GOLD_TWIN_STATE = TableRef(
     key=("asset", "sensor"),
     writer="plantlake pipeline run hot (delta-rs; its only writer)",
     comment="Latest good value per asset and sensor, with liveness: alive, stale or dead.",
-    cluster_by=()  # the hot path writes and vacuums it through delta-rs,
+    cluster_by=(),  # the hot path writes and vacuums it through delta-rs
 )  # fmt: skip
 GOLD_WATERMARKS = TableRef(
     "gold", "watermarks",

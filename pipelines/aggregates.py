@@ -36,10 +36,6 @@ AGGREGATE_COLUMNS = (
 )  # fmt: skip
 # gold.open_windows: the sorted values of each window still open, per window size.
 OPEN_WINDOW_COLUMNS = ("window_ms", *WINDOW_KEY, "quantity", "unit", "values")
-OPEN_WINDOWS_SCHEMA = (
-    "window_ms long, asset string, sensor string, window_start_ms long, quantity string, "
-    "unit string, values array<double>"
-)
 LATE_DATA_COLUMNS = (
     "gold_table", "asset", "sensor", "event_time", "event_time_ms", "sequence", "value",
     "window_start", "window_end", "watermark", "lateness_ms", "batch_id", "arrival_time",

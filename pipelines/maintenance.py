@@ -1,11 +1,12 @@
-"""Table maintenance: cluster, compact, and vacuum every lake table Spark writes (ops for all layers).
+"""Table maintenance: cluster, compact and vacuum every lake table Spark writes (all layers).
 
 Liquid clustering on each table's `cluster_by` columns (the contract: time first where jobs read
 by a time range, else asset) is switched on, or changed, for each existing table, and OPTIMIZE
 then clusters incrementally; it cannot be combined with partitioning or ZORDER, and no plantlake
 table is partitioned. gold.twin_state is left alone: its only writer is the hot path, through
-delta-rs, which vacuums it itself; a second writer from Spark would be unsafe on S3. VACUUM keeps `retention_hours` of history (default 7 days), so
-time travel and readers that are a week behind keep working.
+delta-rs, which vacuums it itself; a second writer from Spark would be unsafe on S3. VACUUM
+keeps `retention_hours` of history (default 7 days), so time travel and readers that are a week
+behind keep working.
 """
 
 from __future__ import annotations
