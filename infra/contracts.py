@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from plantlake.config import LakeSettings
@@ -97,6 +97,10 @@ def record_errors(record: Mapping) -> list[str]:
     return errors
 
 
+# The Delta table property naming the columns that file statistics cover.
+STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
+
+
 @dataclass(frozen=True)
 class TableRef:
     layer: str
@@ -108,6 +112,10 @@ class TableRef:
     # table by a time range (dedup, read-back and MERGE predicates skip files by min/max), asset
     # where readers pick assets. Empty: Spark never maintains the table (its writer does).
     cluster_by: tuple[str, ...] = ("asset",)
+    # Columns Delta keeps min/max statistics for, besides `cluster_by` (which clustering needs).
+    # Empty: Delta's default, the first 32 columns. Statistics cost CPU on every file written,
+    # so a table read only in full or by a few columns keeps them for those alone.
+    stats_columns: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -116,12 +124,23 @@ class TableRef:
     def path(self, lake: LakeSettings) -> str:
         return lake.table_path(self.layer, self.table)
 
+    def properties(self, columns: Iterable[str] | None = None) -> dict[str, str]:
+        """The Delta table properties the contract sets: statistics for `stats_columns` and
+        `cluster_by`, restricted to `columns` when given (an older table may lack some)."""
+        if not self.stats_columns:
+            return {}
+        wanted = dict.fromkeys((*self.cluster_by, *self.stats_columns))
+        kept = [c for c in wanted if columns is None or c in set(columns)]
+        return {STATS_COLUMNS_PROPERTY: ",".join(kept)}
+
 
 BRONZE_TELEMETRY = TableRef(
     "bronze", "telemetry",
     key=("kafka_topic", "kafka_partition", "kafka_offset"),
     writer="plantlake pipeline run bronze",
     comment="Every parsed canonical record from Kafka, append only, with Kafka lineage.",
+    # Streams read it in full; people look a reading up by sensor, time or Kafka offset.
+    stats_columns=("sensor", "event_time_ms", "kafka_partition", "kafka_offset"),
 )  # fmt: skip
 BRONZE_DEAD_LETTER = TableRef(
     "bronze", "dead_letter",

@@ -4,11 +4,13 @@ dead letters land in their tables; records that do not parse land in bronze.dead
 from __future__ import annotations
 
 import operator
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StringType, StructField, StructType
@@ -127,6 +129,14 @@ def _reasons(text: Column, rec: Column, slow: Column, contract: RecordContract) 
     return F.concat_ws("; ", *missing, F.when(typed != "", typed), *checked)
 
 
+def _may_break(rec: Column, slow: Column, contract: RecordContract) -> Column:
+    """True on every record that `_reasons` could find fault with, in a few null tests: the
+    reasons (strings joined per record) are built for those records alone."""
+    missing = [rec[c.name].isNull() for c in contract.columns if not c.nullable]
+    failed = [check(rec).isNotNull() for check in contract.checks]
+    return reduce(operator.or_, failed, reduce(operator.or_, missing, slow))
+
+
 def _with_parse_error(
     parsed: DataFrame, contract: RecordContract, *, rec: str = "rec", where: Column | None = None
 ) -> DataFrame:
@@ -140,7 +150,9 @@ def _with_parse_error(
     text = F.col("raw_value").cast("string")
     record = F.col(rec)
     checked = parsed.withColumn("_slow", _needs_regexes(text, record, contract.columns))
-    checked = checked.withColumn("_reasons", _reasons(text, record, F.col("_slow"), contract))
+    slow = F.col("_slow")
+    reasons = F.when(_may_break(record, slow, contract), _reasons(text, record, slow, contract))
+    checked = checked.withColumn("_reasons", F.coalesce(reasons, F.lit("")))
     # A JSON object always has a type: get_json_object is null for malformed text.
     json_ok = ~F.col("_slow") | (F.get_json_object(text, "$").isNotNull() & text.startswith("{"))
     error = (
@@ -355,33 +367,97 @@ def batch_dead_letters(parsed: DataFrame) -> DataFrame:
     return reduce(DataFrame.unionByName, refused, edge)
 
 
+def _not_good_telemetry() -> Column:
+    """True on the rows of a `parse_batch` result that bronze.telemetry does not take."""
+    telemetry = F.coalesce(F.col("kind") == "telemetry", F.lit(False))
+    return ~telemetry | F.col("parse_error").isNotNull()
+
+
+def _refused_telemetry() -> Column:
+    """True on the telemetry records bronze refused (then the rest must parse telemetry too)."""
+    return (F.col("kind") == "telemetry") & F.col("parse_error").isNotNull()
+
+
+# How long (in 50 ms polls) land_batch waits for the telemetry pass's counts, which Spark hands
+# over as the write's query ends. Without them it takes the full second pass, which is correct.
+_OBSERVATION_POLLS = 40
+
+
+def _observed(counts: Observation) -> dict[str, int] | None:
+    """An observation's figures, or None when it has none: the write was skipped as already
+    committed (a retried batch), or the figures did not arrive in time."""
+    future = counts._jo.future()  # public in Spark 4; `Observation.get` would wait for ever
+    for _ in range(_OBSERVATION_POLLS):
+        if future.isCompleted():
+            return counts.get
+        time.sleep(0.05)
+    return None
+
+
+def _rest_of_batch(
+    batch: DataFrame, names: Mapping[str, str], figures: dict[str, int] | None
+) -> DataFrame:
+    """The rows of a batch that the telemetry pass did not land, parsed (see `parse_batch`).
+
+    None of them when the pass's figures say so (then no record is read again), and no
+    telemetry when none was refused.
+    """
+    if figures is not None and figures["rest"] == 0:
+        batch = batch.where(F.lit(False))
+    elif figures is not None and figures["refused"] == 0:
+        batch = batch.where(F.col("topic") != names["telemetry"])
+    return parse_batch(batch, topics=names).where(_not_good_telemetry())
+
+
 def land_batch(
     batch: DataFrame, settings: Settings, *, app_id: str, batch_id: int, existing: set[str]
 ) -> None:
-    """Parse one micro-batch once and append each table's part to it, exactly once.
+    """Parse one micro-batch and append each table's part to it, exactly once.
+
+    Nearly every record is good telemetry, so one pass parses the batch, appends
+    bronze.telemetry and counts the other records on the way (an observation, no extra job).
+    Only a batch that holds others is read again for bronze.lifecycle and bronze.dead_letter,
+    and then only its other topics unless a telemetry record was refused. Spark's progress
+    counts that second read in `numInputRows`, so such a batch reports more rows than it had.
 
     An empty part is not committed, except to create its table (`existing` holds the tables
     known to be there): a batch id a table skips is one it never needs, as Delta only skips
-    (app id, batch id) pairs at or below the last one it committed.
+    (app id, batch id) pairs at or below the last one it committed. The telemetry part is known
+    to be empty only after its pass, so a batch without good telemetry commits an empty version.
     """
     names = {key: topic(key).name(settings.kafka.topic_prefix) for key in TOPIC_KEYS}
-    parsed = parse_batch(batch, topics=names).persist()
+    counts = Observation(f"bronze_{uuid.uuid4().hex}")
+    parsed = parse_batch(batch, topics=names).observe(
+        counts,
+        F.count_if(_not_good_telemetry()).alias("rest"),
+        F.count_if(_refused_telemetry()).alias("refused"),
+    )
+    telemetry = BRONZE_TELEMETRY.path(settings.lake)
+    rows = telemetry_rows(records_of(parsed, "telemetry"))
+    append_once(
+        rows, telemetry, app_id=app_id, batch_id=batch_id, properties=BRONZE_TELEMETRY.properties()
+    )
+    existing.add(telemetry)
+    figures = _observed(counts)
+    rest = _rest_of_batch(batch, names, figures).persist()
     try:
-        sizes = _part_sizes(parsed)  # the job that parses the batch into the cache
+        if figures is not None and figures["rest"] == 0:
+            sizes = {"lifecycle": 0, "dead_letter": 0}
+        else:
+            sizes = _part_sizes(rest)  # the job that parses the rest into the cache
         parts = {
-            BRONZE_TELEMETRY: (sizes["telemetry"], telemetry_rows(records_of(parsed, "telemetry"))),
-            BRONZE_LIFECYCLE: (sizes["lifecycle"], lifecycle_rows(records_of(parsed, "lifecycle"))),
-            BRONZE_DEAD_LETTER: (sizes["dead_letter"], batch_dead_letters(parsed)),
+            BRONZE_LIFECYCLE: (sizes["lifecycle"], lifecycle_rows(records_of(rest, "lifecycle"))),
+            BRONZE_DEAD_LETTER: (sizes["dead_letter"], batch_dead_letters(rest)),
         }
-        for ref, (size, rows) in parts.items():
+        for ref, (size, part) in parts.items():
             path = ref.path(settings.lake)
             if size == 0 and (path in existing or table_exists(batch.sparkSession, path)):
                 existing.add(path)
                 continue
-            append_once(rows, path, app_id=app_id, batch_id=batch_id)
+            append_once(part, path, app_id=app_id, batch_id=batch_id)
             existing.add(path)
     finally:
-        parsed.unpersist()
+        rest.unpersist()
 
 
 def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuery:

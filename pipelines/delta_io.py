@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from delta.tables import DeltaTable
@@ -52,15 +52,24 @@ def writer_id(spark: SparkSession, checkpoint: str) -> str:
     return new_id
 
 
-def append_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+def append_once(
+    df: DataFrame,
+    path: str,
+    *,
+    app_id: str,
+    batch_id: int,
+    properties: Mapping[str, str] | None = None,
+) -> None:
     """Append a micro-batch to a Delta table so that a retried batch is not written twice.
 
     New nullable columns are merged into the table's schema (additive evolution, as when the
-    record gains a field); a changed or removed column still fails the write.
+    record gains a field); a changed or removed column still fails the write. `properties`
+    (`TableRef.properties`) are set when the write creates the table; Delta ignores them after.
     """
     (
         df.write.format("delta")
         .mode("append")
+        .options(**(properties or {}))
         .option("txnAppId", app_id)
         .option("txnVersion", batch_id)
         .option("mergeSchema", "true")

@@ -3,9 +3,10 @@
 Liquid clustering on each table's `cluster_by` columns (the contract: time first where jobs read
 by a time range, else asset) is switched on, or changed, for each existing table, and OPTIMIZE
 then clusters incrementally; it cannot be combined with partitioning or ZORDER, and no plantlake
-table is partitioned. gold.twin_state is left alone: its only writer is the hot path, through
-delta-rs, which vacuums it itself; a second writer from Spark would be unsafe on S3. VACUUM
-keeps `retention_hours` of history (default 7 days), so time travel and readers that are a week
+table is partitioned. A table whose contract names `stats_columns` keeps Delta statistics for
+those alone (set when its writer creates it; here for older tables). gold.twin_state is left
+alone: its only writer is the hot path, through delta-rs, which vacuums it itself; a second
+writer from Spark would be unsafe on S3. VACUUM keeps `retention_hours` of history (default 7 days), so time travel and readers that are a week
 behind keep working.
 """
 
@@ -49,6 +50,10 @@ def maintain_table(
     columns = set(spark.read.format("delta").load(path).columns)
     cluster = tuple(c for c in ref.cluster_by if c in columns) or None
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    wanted = ref.properties(columns)
+    if any(detail.properties.get(key) != value for key, value in wanted.items()):
+        assignments = ", ".join(f"'{key}' = '{value}'" for key, value in wanted.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
     if cluster and tuple(detail.clusteringColumns or ()) != cluster:
         spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({', '.join(cluster)})")
     metrics = spark.sql(f"OPTIMIZE delta.`{path}`").first().metrics

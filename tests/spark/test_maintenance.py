@@ -22,6 +22,8 @@ def test_maintenance_clusters_compacts_and_skips_missing_tables(spark, own_lake)
     assert bronze.clustered_by == ("asset",) and bronze.files_removed_by_optimize == 3
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
     assert detail.clusteringColumns == ["asset"] and detail.numFiles == 1
+    # Statistics for the contract's columns that this (older) table has.
+    assert detail.properties["delta.dataSkippingStatsColumns"] == "asset,sensor"
     assert spark.read.format("delta").load(path).count() == 3
     assert results["silver.telemetry"].skipped == "table does not exist yet"
     assert results["gold.twin_state"].skipped.startswith(
