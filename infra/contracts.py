@@ -10,6 +10,17 @@ from plantlake.config import LakeSettings
 
 RECORD_SCHEMA_VERSION = 1
 QUALITIES = ("Good", "Uncertain", "Bad")
+# What an epoch-millisecond time of a record may be: 1970-01-01 up to 2100-01-01 (UTC), which
+# keeps microsecond and nanosecond stamps out (both read as years far past 2100). Whether a
+# time in range is plausible (a clock days ahead, a stale backfill) is silver's to judge.
+EPOCH_MS_MIN = 0
+EPOCH_MS_END = 4_102_444_800_000
+EPOCH_MS_FIELDS = ("event_time_ms", "receive_time_ms")
+NOT_EPOCH_MS = "is not an epoch-millisecond time (1970 to 2100)"
+
+
+def is_epoch_ms(value: int) -> bool:
+    return EPOCH_MS_MIN <= value < EPOCH_MS_END
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ def record_errors(record: Mapping) -> list[str]:
         errors.append(f"quality {record['quality']!r} is not one of {QUALITIES}")
     if record.get("schema_version") not in (None, RECORD_SCHEMA_VERSION):
         errors.append(f"schema_version {record['schema_version']} is not {RECORD_SCHEMA_VERSION}")
+    for name in EPOCH_MS_FIELDS:
+        stamp = record.get(name)
+        if type(stamp) is int and not is_epoch_ms(stamp):
+            errors.append(f"{name} {stamp} {NOT_EPOCH_MS}")
     value = record.get("value")
     if isinstance(value, float) and math.isinf(value):
         errors.append("value is infinite")

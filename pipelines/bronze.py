@@ -21,8 +21,12 @@ from plantlake.contracts import (
     BRONZE_LIFECYCLE,
     BRONZE_TELEMETRY,
     EDGE_DEAD_LETTER_RECORD,
+    EPOCH_MS_END,
+    EPOCH_MS_FIELDS,
+    EPOCH_MS_MIN,
     LIFECYCLE_KINDS,
     LIFECYCLE_RECORD,
+    NOT_EPOCH_MS,
     QUALITIES,
     RECORD_SCHEMA_VERSION,
     TELEMETRY_RECORD,
@@ -254,7 +258,20 @@ def records_of(parsed: DataFrame, kind: str) -> DataFrame:
     return _with_parse_error(rows.drop("parse_error"), CONTRACTS[kind])
 
 
+def _epoch_ms(name: str) -> Check:
+    """A check that the time field `name` is an epoch-millisecond time (`is_epoch_ms`):
+    outside that range, timestamp_millis overflows and would stop the batch."""
+
+    def check(rec: Column) -> Column:
+        stamp = rec[name]
+        reason = F.concat(F.lit(f"{name} "), stamp.cast("string"), F.lit(f" {NOT_EPOCH_MS}"))
+        return F.when((stamp < EPOCH_MS_MIN) | (stamp >= EPOCH_MS_END), reason)
+
+    return check
+
+
 _TELEMETRY_CHECKS: tuple[Check, ...] = (
+    *(_epoch_ms(name) for name in EPOCH_MS_FIELDS),
     lambda rec: F.when(
         ~rec["quality"].isin(*QUALITIES), F.lit("quality is not Good/Uncertain/Bad")
     ),
@@ -263,6 +280,7 @@ _TELEMETRY_CHECKS: tuple[Check, ...] = (
     ),
 )
 _LIFECYCLE_CHECKS: tuple[Check, ...] = (
+    *(_epoch_ms(name) for name in EPOCH_MS_FIELDS),
     lambda rec: F.when(~rec["kind"].isin(*LIFECYCLE_KINDS), F.lit("unknown lifecycle kind")),
 )
 # Keyed like TOPIC_KEYS: the topic each kind of record arrives on.

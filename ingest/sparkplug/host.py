@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from plantlake.contracts import NOT_EPOCH_MS, is_epoch_ms
 from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind, Quality, Reading
 from plantlake.ingest.sparkplug import sparkplug_b_pb2 as pb
 from plantlake.ingest.sparkplug.codec import (
@@ -287,6 +288,9 @@ class PrimaryHost:
                 continue
             if m.datatype not in NUMERIC:
                 problems.append(f"metric {name!r}: {m.datatype.name} is not a numeric reading")
+                continue
+            if m.timestamp_ms is not None and not is_epoch_ms(m.timestamp_ms):
+                problems.append(f"metric {name!r}: timestamp {m.timestamp_ms} {NOT_EPOCH_MS}")
                 continue
             quality = m.quality if m.value is not None else Quality.BAD
             if m.is_historical:

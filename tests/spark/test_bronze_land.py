@@ -100,3 +100,17 @@ def test_a_lifecycle_event_beside_good_telemetry_lands_in_its_table(spark, own_l
     assert (event.kind, event.bd_seq, event.kafka_offset) == ("birth", 4, 2)
     assert spark.read.format("delta").load(BRONZE_TELEMETRY.path(own_lake.lake)).count() == 2
     assert spark.read.format("delta").load(BRONZE_DEAD_LETTER.path(own_lake.lake)).count() == 0
+
+
+def test_a_nanosecond_stamp_is_a_dead_letter_and_the_batch_lands(spark, own_lake):
+    # Before the epoch-millisecond check, timestamp_millis overflowed on it and every run of
+    # bronze failed on the same batch, stopping bronze for every protocol.
+    [reading] = demo_readings("ns", count=1, start_ms=1_767_225_600_000)
+    nanos = reading | {"event_time_ms": reading["event_time_ms"] * 1_000_000}
+    batch = _batch(
+        spark, own_lake, [*_readings(2, 1_767_225_600_000), ("telemetry", orjson.dumps(nanos))]
+    )
+    bronze.land_batch(batch, own_lake, app_id="a", batch_id=0, existing=set())
+    [letter] = spark.read.format("delta").load(BRONZE_DEAD_LETTER.path(own_lake.lake)).collect()
+    assert letter.kafka_offset == 2 and letter.reason.startswith("event_time_ms ")
+    assert spark.read.format("delta").load(BRONZE_TELEMETRY.path(own_lake.lake)).count() == 2

@@ -176,3 +176,30 @@ def test_a_batch_of_every_topic_is_parsed_once_and_split_by_kind(spark):
     assert (bad.kafka_topic, bad.reason) == ("p.telemetry", "payload is not a JSON object")
     assert edge_letter.refused_by == "edge"
     assert bronze._part_sizes(parsed) == {"telemetry": 1, "lifecycle": 1, "dead_letter": 2}
+
+
+def test_a_time_that_is_no_epoch_millisecond_is_refused_naming_the_field(spark):
+    # Nanosecond and microsecond stamps are valid longs beyond Spark's timestamp range;
+    # timestamp_millis on them stopped bronze for good (ArithmeticException: long overflow).
+    records = list(demo_readings("t", count=4, start_ms=1_767_225_600_000))
+    records[0]["event_time_ms"] *= 1_000_000
+    records[1]["receive_time_ms"] *= 1_000
+    records[2]["event_time_ms"] = -1
+    parsed = parse_telemetry(_kafka_rows(spark, [orjson.dumps(r) for r in records]))
+    errors = dict(parsed.select("kafka_offset", "parse_error").collect())
+    assert errors[0] == (
+        f"event_time_ms {records[0]['event_time_ms']} is not an epoch-millisecond time "
+        "(1970 to 2100)"
+    )
+    assert errors[1].startswith("receive_time_ms ") and "epoch-millisecond" in errors[1]
+    assert errors[2].startswith("event_time_ms -1 ")
+    assert errors[3] is None
+    [kept] = telemetry_rows(parsed).collect()
+    assert kept.kafka_offset == 3 and kept.event_time is not None
+
+
+def test_a_lifecycle_event_time_that_is_no_epoch_millisecond_is_refused(spark):
+    death = LifecycleEvent(LifecycleKind.DEATH, "sparkplug", "gw", 2**62, 1_005, bd_seq=3)
+    parsed = parse_lifecycle(_kafka_rows(spark, [orjson.dumps(death.to_record())]))
+    [row] = dead_letter_rows(parsed).collect()
+    assert row.reason.startswith(f"event_time_ms {2**62} is not an epoch-millisecond time")

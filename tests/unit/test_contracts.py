@@ -1,4 +1,4 @@
-from plantlake.contracts import TABLES, record_errors
+from plantlake.contracts import TABLES, is_epoch_ms, record_errors
 from plantlake.demo import demo_readings
 
 
@@ -33,3 +33,16 @@ def test_nan_is_allowed_but_infinity_is_not():
 def test_every_table_states_key_writer_and_comment():
     for table in TABLES:
         assert table.key and table.writer and table.comment
+
+
+def test_a_time_outside_1970_to_2100_is_no_epoch_millisecond():
+    record = next(demo_readings("t", count=1, start_ms=1_767_225_600_000))
+    nanos = record["event_time_ms"] * 1_000_000
+    assert record_errors(record | {"event_time_ms": nanos}) == [
+        f"event_time_ms {nanos} is not an epoch-millisecond time (1970 to 2100)"
+    ]
+    assert record_errors(record | {"receive_time_ms": -1}) == [
+        "receive_time_ms -1 is not an epoch-millisecond time (1970 to 2100)"
+    ]
+    assert is_epoch_ms(0) and is_epoch_ms(4_102_444_799_999)  # up to 2100-01-01 UTC
+    assert not is_epoch_ms(-1) and not is_epoch_ms(4_102_444_800_000)

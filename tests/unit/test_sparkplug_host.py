@@ -188,3 +188,19 @@ def test_state_and_command_topics_are_not_data():
     out = host.handle(f"{BASE}/NCMD/{NODE}", b"\x00", 1)
     assert out.dead_letters == [] and out.rebirths == []
     assert host.handle("spBv1.0/plant1/BOGUS/x", b"", 1).dead_letters[0].reason
+
+
+def test_a_metric_stamped_in_nanoseconds_is_a_dead_letter_naming_the_time():
+    # Sparkplug timestamps are uint64 and a device may send nanoseconds; such a time cannot
+    # reach the lake (it overflowed bronze's timestamp conversion).
+    host = _host()
+    _born(host)
+    nanos = 1_767_225_600_000 * 1_000_000
+    stamped = Metric(TEMP.name, TEMP.datatype, 56.0, alias=1, timestamp_ms=nanos)
+    good = Metric(PRES.name, PRES.datatype, 6.1, alias=2, timestamp_ms=5003)
+    raw = encode_payload([stamped, good], seq=2, timestamp_ms=5002)
+    out = host.handle(f"{BASE}/DDATA/{NODE}/{DEVICE}", raw, 99)
+    assert [(r.sensor, r.event_time_ms) for r in out.readings] == [("discharge_pressure", 5003)]
+    (letter,) = out.dead_letters
+    assert letter.raw == raw
+    assert f"timestamp {nanos} is not an epoch-millisecond time (1970 to 2100)" in letter.reason
