@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cache
+import re
+from functools import cache, lru_cache
 
 import pint
 
@@ -30,13 +31,36 @@ def registry() -> pint.UnitRegistry:
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 
-@cache
+# The grammar of the unit strings devices send (OPC-UA EngineeringUnits, Sparkplug engUnit,
+# Modbus maps): symbols with an optional small integer power, joined by * or / (or a space),
+# with one level of parentheses. pint's own parser evaluates arbitrary expressions, and strings
+# from a device must never reach it unchecked: unbalanced brackets raise TokenError, deep
+# nesting RecursionError, and a power tower such as 10**10**10 does not return.
+MAX_UNIT_LENGTH = 40
+_SYMBOL = r"(?:[^\W\d]|[°%])(?:[^\W\d]|[°%])*\d?|1"
+_TERM = rf"(?:{_SYMBOL})(?:(?:\*\*|\^)-?\d)?"
+_PRODUCT = rf"{_TERM}(?:\s*[*/]\s*{_TERM}|\s+{_TERM})*"
+_FACTOR = rf"(?:{_TERM}|\({_PRODUCT}\))"
+_UNIT = re.compile(rf"{_FACTOR}(?:\s*[*/]\s*{_FACTOR}|\s+{_FACTOR})*")
+
+
+def is_unit_syntax(unit: str) -> bool:
+    """Whether a unit string is short and in the grammar above, so pint may parse it."""
+    return len(unit) <= MAX_UNIT_LENGTH and _UNIT.fullmatch(unit) is not None
+
+
+# Bounded: a device can send any number of distinct strings.
+@lru_cache(maxsize=1_024)
 def quantity_of(unit: str | None) -> str | None:
-    """The quantity a unit measures (`"psi"` -> `"pressure"`); `"state"` for no unit; None if unknown."""
+    """The quantity a unit measures (`"psi"` -> `"pressure"`); `"state"` for no unit; None if
+    unknown, including any string outside the unit grammar."""
     if not unit:
         return "state"
+    name = ALIASES.get(unit, unit)
+    if not is_unit_syntax(name):
+        return None
     try:
-        parsed = registry().parse_units(ALIASES.get(unit, unit))
-    except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError, AssertionError):
+        parsed = registry().parse_units(name)
+    except Exception:  # noqa: BLE001 - any failure of pint on a device's string: unknown unit
         return None
     return _QUANTITIES.get(str(parsed.dimensionality))

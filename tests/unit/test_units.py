@@ -67,3 +67,42 @@ def test_unknown_unit_is_refused_not_guessed():
     with pytest.raises(ValueError, match="furlong_per_fortnight"):
         unit_rows(("furlong_per_fortnight",))
     assert "furlong" not in _by_unit()
+
+
+# Strings a device can put in a DBIRTH's engUnit or an OPC-UA EngineeringUnits display name.
+# Before the unit grammar, the first two raised TokenError out of quantity_of, the nesting a
+# RecursionError, and the power tower never returned: one message could crash-loop or hang an
+# edge process.
+HOSTILE_UNITS = [
+    "m/(s",
+    "{",
+    "(" * 2_000 + "m" + ")" * 2_000,
+    "10**10**10",
+    "2**2**2**2**2**2",
+    "m" * 100_000,
+    "m\x00s",
+    "__import__('os')",
+    "degC; rm -rf /",
+]
+
+
+@pytest.mark.timeout(10, method="thread")
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_a_hostile_unit_string_is_an_unknown_unit_and_returns_at_once(unit):
+    assert quantity_of(unit) is None
+
+
+@pytest.mark.parametrize(
+    ("unit", "quantity"),
+    [("degC", "temperature"), ("m3/h", "flow"), ("m**3/hour", "flow"), ("mm/s", "vibration"),
+     ("kg/(m*s^2)", "pressure"), ("1/min", "speed"), ("bar", "pressure"), ("A", "current"),
+     ("m / s", "vibration"), ("kPa", "pressure")],
+)  # fmt: skip
+def test_units_that_devices_send_are_still_understood(unit, quantity):
+    assert quantity_of(unit) == quantity
+
+
+def test_unknown_unit_strings_do_not_grow_the_cache_without_bound():
+    for i in range(5_000):
+        quantity_of(f"unit_{i}")
+    assert quantity_of.cache_info().currsize <= 1_024
