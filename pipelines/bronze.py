@@ -30,6 +30,7 @@ from plantlake.contracts import (
     QUALITIES,
     RECORD_SCHEMA_VERSION,
     TELEMETRY_RECORD,
+    TableRef,
 )
 from plantlake.contracts import Column as ContractColumn
 from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER
@@ -457,25 +458,38 @@ def land_batch(
     )
     existing.add(telemetry)
     figures = _observed(counts)
+    others = (BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER)
+    if figures is not None and figures["rest"] == 0:
+        # Nothing else to land: only a table still missing is created (empty). Planning the
+        # other parts costs seconds on these wide expressions, so it is not done otherwise.
+        spark = batch.sparkSession
+        for ref in others:
+            path = ref.path(settings.lake)
+            if path not in existing and not table_exists(spark, path):
+                empty = _rest_of_batch(batch, names, figures)
+                append_once(_part_rows(ref, empty), path, app_id=app_id, batch_id=batch_id)
+            existing.add(path)
+        return
     rest = _rest_of_batch(batch, names, figures).persist()
     try:
-        if figures is not None and figures["rest"] == 0:
-            sizes = {"lifecycle": 0, "dead_letter": 0}
-        else:
-            sizes = _part_sizes(rest)  # the job that parses the rest into the cache
-        parts = {
-            BRONZE_LIFECYCLE: (sizes["lifecycle"], lifecycle_rows(records_of(rest, "lifecycle"))),
-            BRONZE_DEAD_LETTER: (sizes["dead_letter"], batch_dead_letters(rest)),
-        }
-        for ref, (size, part) in parts.items():
+        sizes = _part_sizes(rest)  # the job that parses the rest into the cache
+        for ref in others:
             path = ref.path(settings.lake)
+            size = sizes["lifecycle" if ref is BRONZE_LIFECYCLE else "dead_letter"]
             if size == 0 and (path in existing or table_exists(batch.sparkSession, path)):
                 existing.add(path)
                 continue
-            append_once(part, path, app_id=app_id, batch_id=batch_id)
+            append_once(_part_rows(ref, rest), path, app_id=app_id, batch_id=batch_id)
             existing.add(path)
     finally:
         rest.unpersist()
+
+
+def _part_rows(ref: TableRef, rest: DataFrame) -> DataFrame:
+    """The rows of bronze.lifecycle or bronze.dead_letter in a batch's rest."""
+    if ref is BRONZE_LIFECYCLE:
+        return lifecycle_rows(records_of(rest, "lifecycle"))
+    return batch_dead_letters(rest)
 
 
 def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuery:
