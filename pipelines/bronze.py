@@ -458,31 +458,25 @@ def land_batch(
     )
     existing.add(telemetry)
     figures = _observed(counts)
-    others = (BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER)
-    if figures is not None and figures["rest"] == 0:
-        # Nothing else to land: only a table still missing is created (empty). Planning the
-        # other parts costs seconds on these wide expressions, so it is not done otherwise.
-        spark = batch.sparkSession
-        for ref in others:
-            path = ref.path(settings.lake)
-            if path not in existing and not table_exists(spark, path):
-                empty = _rest_of_batch(batch, names, figures)
-                append_once(_part_rows(ref, empty), path, app_id=app_id, batch_id=batch_id)
-            existing.add(path)
-        return
-    rest = _rest_of_batch(batch, names, figures).persist()
+    # With nothing else in the batch, the rest is not even planned (about a second on these
+    # wide expressions), except to create a table that is still missing.
+    nothing_else = figures is not None and figures["rest"] == 0
+    rest = None if nothing_else else _rest_of_batch(batch, names, figures).persist()
     try:
-        sizes = _part_sizes(rest)  # the job that parses the rest into the cache
-        for ref in others:
+        sizes = _part_sizes(rest) if rest is not None else {"lifecycle": 0, "dead_letter": 0}
+        for ref in (BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER):
             path = ref.path(settings.lake)
             size = sizes["lifecycle" if ref is BRONZE_LIFECYCLE else "dead_letter"]
             if size == 0 and (path in existing or table_exists(batch.sparkSession, path)):
                 existing.add(path)
                 continue
-            append_once(_part_rows(ref, rest), path, app_id=app_id, batch_id=batch_id)
+            source = rest if rest is not None else _rest_of_batch(batch, names, figures)
+            rows = _part_rows(ref, source)
+            append_once(rows, path, app_id=app_id, batch_id=batch_id)
             existing.add(path)
     finally:
-        rest.unpersist()
+        if rest is not None:
+            rest.unpersist()
 
 
 def _part_rows(ref: TableRef, rest: DataFrame) -> DataFrame:
