@@ -78,19 +78,25 @@ class S3Settings(_Section):
         return urlparse(self.endpoint).scheme == "https"
 
 
+# A Sparkplug id or MQTT user name, as it goes into topics and Mosquitto's ACL: no topic
+# separator or wildcard (which would widen a rule to other nodes' topics), no whitespace or
+# control character (a newline would add an ACL line of the name's choosing).
+MQTT_NAME_PATTERN = r"^[^/+#\s\x00-\x1f\x7f]+$"
+
+
 class EdgeNode(_Section):
     """A Sparkplug B edge node allowed to publish under spBv1.0/<group_id>/.../<edge_node_id>."""
 
-    group_id: str
-    edge_node_id: str
+    group_id: str = Field(pattern=MQTT_NAME_PATTERN)
+    edge_node_id: str = Field(pattern=MQTT_NAME_PATTERN)
 
 
 class MqttSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 1883
     managed: bool = True
-    host_app_id: str = "plantlake-host"
-    host_username: str = "plantlake-host"
+    host_app_id: str = Field("plantlake-host", pattern=MQTT_NAME_PATTERN)
+    host_username: str = Field("plantlake-host", pattern=MQTT_NAME_PATTERN)
     host_password: SecretStr = SecretStr("")
     edge_nodes: tuple[EdgeNode, ...] = (
         EdgeNode(group_id="plant1", edge_node_id="line1-gateway"),

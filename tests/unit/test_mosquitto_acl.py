@@ -1,4 +1,6 @@
+import pytest
 from paho.mqtt.client import topic_matches_sub
+from pydantic import ValidationError
 
 from plantlake.config import EdgeNode, MqttSettings
 from plantlake.services.mosquitto import mosquitto_acl, mosquitto_conf
@@ -62,3 +64,17 @@ def test_broker_config_refuses_anonymous_and_persists(tmp_path):
     assert "persistence true" in conf
     assert f"acl_file {tmp_path / 'acl'}" in conf
     assert "listener 1883 127.0.0.1" in conf
+
+
+@pytest.mark.parametrize("name", ["n1\ntopic readwrite #", "n+", "n#", "g/n", "n 1", "n\x00", ""])
+def test_an_mqtt_name_that_could_widen_the_acl_is_refused_in_the_settings(name):
+    # Written into the ACL as is, a newline adds a rule of the name's choosing, and + or #
+    # turn the node's own topics into wildcards over every node's.
+    with pytest.raises(ValidationError, match="edge_node_id"):
+        EdgeNode(group_id="g1", edge_node_id=name)
+    with pytest.raises(ValidationError, match="group_id"):
+        EdgeNode(group_id=name, edge_node_id="n1")
+    with pytest.raises(ValidationError, match="host_username"):
+        MqttSettings(host_username=name)
+    with pytest.raises(ValidationError, match="host_app_id"):
+        MqttSettings(host_app_id=name)
