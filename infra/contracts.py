@@ -145,7 +145,8 @@ class TableRef:
         if not self.stats_columns:
             return {}
         wanted = dict.fromkeys((*self.cluster_by, *self.stats_columns))
-        kept = [c for c in wanted if columns is None or c in set(columns)]
+        present = None if columns is None else set(columns)
+        kept = [c for c in wanted if present is None or c in present]
         return {STATS_COLUMNS_PROPERTY: ",".join(kept)}
 
 

@@ -37,7 +37,7 @@ def registry() -> pint.UnitRegistry:
 # from a device must never reach it unchecked: unbalanced brackets raise TokenError, deep
 # nesting RecursionError, and a power tower such as 10**10**10 does not return.
 MAX_UNIT_LENGTH = 40
-_SYMBOL = r"(?:[^\W\d]|[°%])(?:[^\W\d]|[°%])*\d?|1"
+_SYMBOL = r"(?:[^\W\d]|[°%])+\d?|1"
 _TERM = rf"(?:{_SYMBOL})(?:(?:\*\*|\^)-?\d)?"
 _PRODUCT = rf"{_TERM}(?:\s*[*/]\s*{_TERM}|\s+{_TERM})*"
 _FACTOR = rf"(?:{_TERM}|\({_PRODUCT}\))"

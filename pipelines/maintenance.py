@@ -6,8 +6,8 @@ then clusters incrementally; it cannot be combined with partitioning or ZORDER, 
 table is partitioned. A table whose contract names `stats_columns` keeps Delta statistics for
 those alone (set when its writer creates it; here for older tables). gold.twin_state is left
 alone: its only writer is the hot path, through delta-rs, which vacuums it itself; a second
-writer from Spark would be unsafe on S3. VACUUM keeps `retention_hours` of history (default 7 days), so time travel and readers that are a week
-behind keep working.
+writer from Spark would be unsafe on S3. VACUUM keeps `retention_hours` of history (default
+7 days), so time travel and readers that are a week behind keep working.
 """
 
 from __future__ import annotations
