@@ -166,6 +166,13 @@ class EdgeSettings(_Section):
     """Edge processes: the store-and-forward buffer and the filter configuration."""
 
     buffer_dir: Path | None = Field(None, description="Default: $PLANTLAKE_HOME/edge-buffer.")
+    buffer_max_mb: float = Field(
+        2048.0,
+        gt=0,
+        description="Cap on one edge process's buffer. Past it the oldest telemetry and edge "
+        "features are shed (never lifecycle events or dead letters), and a lifecycle event says "
+        "how many and from when.",
+    )
     filters: Path | None = Field(None, description="Filter config YAML; default: the shipped one.")
 
 

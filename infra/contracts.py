@@ -50,7 +50,13 @@ TELEMETRY_RECORD: tuple[Column, ...] = (
 
 # A lifecycle event on the lifecycle topic (ingest.records.LifecycleEvent.to_record()).
 LIFECYCLE_RECORD: tuple[Column, ...] = (
-    Column("kind", "string", False, "birth, death, stale, rebirth_requested or reconnected."),
+    Column(
+        "kind",
+        "string",
+        False,
+        "birth, death, stale, rebirth_requested, reconnected or data_shed (an edge buffer dropped "
+        "its oldest readings at its cap; detail says how many and from when).",
+    ),
     Column("source_protocol", "string", False, "opcua, modbus or sparkplug."),
     Column("source_node", "string", False, "Edge node or endpoint."),
     Column(
@@ -62,7 +68,7 @@ LIFECYCLE_RECORD: tuple[Column, ...] = (
     Column("bd_seq", "long", True, "Sparkplug birth/death sequence of the session."),
     Column("detail", "string", True, "Free text for people."),
 )
-LIFECYCLE_KINDS = ("birth", "death", "stale", "rebirth_requested", "reconnected")
+LIFECYCLE_KINDS = ("birth", "death", "stale", "rebirth_requested", "reconnected", "data_shed")
 
 # A dead letter from an edge process on the dead_letter topic (ingest.records.DeadLetter).
 EDGE_DEAD_LETTER_RECORD: tuple[Column, ...] = (

@@ -59,6 +59,7 @@ class LifecycleKind(StrEnum):
     STALE = "stale"
     REBIRTH_REQUESTED = "rebirth_requested"
     RECONNECTED = "reconnected"
+    DATA_SHED = "data_shed"  # the edge buffer reached its cap and dropped its oldest readings
 
 
 @dataclass(frozen=True, slots=True)

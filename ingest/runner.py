@@ -12,7 +12,7 @@ from rich.console import Console
 
 from plantlake.config import Settings
 from plantlake.ingest.buffer import Outbox
-from plantlake.ingest.buffered_sink import BufferedSink
+from plantlake.ingest.buffered_sink import BufferedSink, sheddable_topics
 from plantlake.ingest.edge_filter import EdgeFilter
 from plantlake.ingest.filters import load_filter_config
 from plantlake.ingest.forwarder import Forwarder
@@ -32,10 +32,12 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
     next run of the same edge process.
     """
     stop = stop or threading.Event()
-    outbox = Outbox(buffer_path(settings, name))
+    prefix = settings.kafka.topic_prefix
+    outbox = Outbox(buffer_path(settings, name), max_bytes=int(settings.edge.buffer_max_mb * 1e6),
+                    sheddable=sheddable_topics(prefix))  # fmt: skip
     edge_filter = EdgeFilter(load_filter_config(settings.edge.filters))
-    sink = BufferedSink(outbox, topic_prefix=settings.kafka.topic_prefix, edge_filter=edge_filter)
-    forwarder = Forwarder(outbox, settings.kafka)
+    sink = BufferedSink(outbox, topic_prefix=prefix, edge_filter=edge_filter, node=name)
+    forwarder = Forwarder(outbox, settings.kafka, node=name)
     forward_stop = threading.Event()
     forwarding = threading.Thread(
         target=forwarder.run, args=(forward_stop,), name="forwarder", daemon=True
@@ -62,9 +64,13 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
         forward_stop.set()
         forwarding.join(timeout=15)
         left, _ = outbox.pending()
-        console.print(
-            f"{name}: stopped; {forwarder.stats.sent} records sent to Kafka, {left} kept in the buffer"
-        )
+        s = forwarder.stats
+        extra = "".join((
+            f", {s.dead_letters} refused by Kafka and kept as dead letters" if s.dead_letters else "",
+            f", {s.resent} sent again after a producer error (possible duplicates)" if s.resent else "",
+        ))  # fmt: skip
+        console.print(f"{name}: stopped; {s.sent} records sent to Kafka{extra}, "
+                      f"{left} kept in the buffer")  # fmt: skip
         outbox.close()
 
 

@@ -3,6 +3,7 @@
 These tests run their own disposable broker, so stopping it disturbs nobody else.
 """
 
+import base64
 import socket
 import threading
 import time
@@ -98,34 +99,83 @@ def _by_identity(messages):
     return per_asset
 
 
-def test_a_broker_outage_delays_but_loses_and_reorders_nothing(broker, tmp_path):
-    outbox = Outbox(tmp_path / "edge.sqlite")
-    sink = BufferedSink(outbox, topic_prefix="edge", edge_filter=None)
-    forwarder = Forwarder(outbox, broker.settings.kafka, batch=500)
+def _in_arrival_order(messages):
+    """Per asset, the sequence numbers exactly as they arrived: no dedup, so a record sent twice
+    or out of order shows."""
+    per_asset = defaultdict(list)
+    for msg in messages:
+        per_asset[msg.key().decode()].append(orjson.loads(msg.value())["sequence"])
+    return per_asset
+
+
+def _forwarding(forwarder):
     stop = threading.Event()
     thread = threading.Thread(target=forwarder.run, args=(stop,), daemon=True)
     thread.start()
+    return stop, thread
+
+
+def _drain(outbox, forwarder, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while outbox.pending()[0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert outbox.pending()[0] == 0, forwarder.stats
+
+
+def test_a_broker_outage_delays_but_loses_and_reorders_nothing(broker, tmp_path):
+    """The outage outlasts what a producer would wait by default for a record (librdkafka's
+    message timeout, 5 s here before the fix): nothing arrives twice or out of order."""
+    outbox = Outbox(tmp_path / "edge.sqlite")
+    sink = BufferedSink(outbox, topic_prefix="edge", edge_filter=None)
+    forwarder = Forwarder(outbox, broker.settings.kafka, batch=500)
+    stop, thread = _forwarding(forwarder)
     assets = ["p/l/a1", "p/l/a2", "p/l/a3"]
     for block in range(30):
         for asset in assets:
             sink.readings(_readings(asset, block * 100, 100))
         if block == 10:
             broker.stop()  # the edge keeps collecting into its buffer
+            time.sleep(8)
         if block == 20:
             assert outbox.pending()[0] > 0
             broker.start()
         time.sleep(0.1)
-    deadline = time.monotonic() + 120
-    while outbox.pending()[0] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert outbox.pending()[0] == 0, forwarder.stats
+    _drain(outbox, forwarder)
     stop.set()
     thread.join(10)
 
     messages = _consume(broker.settings.kafka, topic("telemetry").name("edge"), 9000)
-    per_asset = _by_identity(messages)
+    per_asset = _in_arrival_order(messages)
     for asset in assets:
         assert per_asset[asset] == list(range(3000)), asset  # all, once, in order
+    assert forwarder.stats.resent == 0
+
+
+def test_a_record_kafka_refuses_becomes_a_dead_letter_and_the_rest_flows(broker, tmp_path):
+    outbox = Outbox(tmp_path / "edge.sqlite")
+    sink = BufferedSink(outbox, topic_prefix="edge", edge_filter=None)
+    sink.readings(_readings("p/l/a1", 0, 100))
+    telemetry = topic("telemetry").name("edge")
+    outbox.append([(telemetry, b"p/l/a1", b'{"huge": "' + b"x" * 2_000_000 + b'"}')])
+    sink.readings(_readings("p/l/a1", 100, 100))
+    forwarder = Forwarder(outbox, broker.settings.kafka, batch=80, node="edge-test")
+    stop, thread = _forwarding(forwarder)
+    _drain(outbox, forwarder, timeout=30)
+    stop.set()
+    thread.join(10)
+
+    assert _in_arrival_order(_consume(broker.settings.kafka, telemetry, 200))["p/l/a1"] == list(
+        range(200)
+    )
+    letters = _consume(broker.settings.kafka, topic("dead_letter").name("edge"), 1)
+    assert len(letters) == 1
+    letter = orjson.loads(letters[0].value())
+    assert letter["source_node"] == "edge-test"
+    assert f"for {telemetry} (2000012 bytes)" in letter["reason"]
+    assert "too large" in letter["reason"].lower()
+    assert len(base64.b64decode(letter["raw"])) == 4096
+    # Sent: the 200 readings and the dead letter itself.
+    assert forwarder.stats.dead_letters == 1 and forwarder.stats.sent == 201
 
 
 def test_sigkill_of_the_edge_process_loses_nothing_the_buffer_acknowledged(broker, tmp_path):
