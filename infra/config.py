@@ -104,6 +104,11 @@ class MqttSettings(_Section):
     )
     # Edge nodes log in with their edge_node_id as user name and this password.
     edge_passwords: dict[str, SecretStr] = Field(default_factory=dict)
+    max_packet_bytes: int = Field(
+        1_048_576, ge=1024, le=268_435_455,
+        description="The largest MQTT packet the managed broker accepts (a DBIRTH of thousands "
+        "of metrics fits); a client that sends a bigger one is disconnected.",
+    )  # fmt: skip
 
 
 class MlflowSettings(_Section):

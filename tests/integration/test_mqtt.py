@@ -97,3 +97,33 @@ def test_connecting_without_or_with_wrong_credentials_is_refused(settings):
     reason = _connect(wrong, settings)
     wrong.loop_stop()
     assert reason.is_failure and reason.getName() in ("Bad user name or password", "Not authorized")
+
+
+def test_broker_passwords_are_hashed_without_passing_through_a_command_line(
+    settings, tmp_path, monkeypatch
+):
+    import subprocess
+
+    from plantlake.services.mosquitto import MosquittoService
+
+    calls = []
+    real_run = subprocess.run
+
+    def recording_run(argv, *args, **kwargs):
+        calls.append(list(argv))
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    local = settings.model_copy(update={"home": tmp_path})
+    MosquittoService(local).prepare(lambda _: None)
+    passwords = [settings.mqtt.host_password.get_secret_value()]
+    passwords += [p.get_secret_value() for p in settings.mqtt.edge_passwords.values()]
+    assert calls and not any(p in arg for argv in calls for arg in argv for p in passwords)
+    passwd = MosquittoService(local).data_dir / "passwd"
+    lines = passwd.read_text().splitlines()
+    assert {line.split(":")[0] for line in lines} == {
+        settings.mqtt.host_username, *settings.mqtt.edge_passwords
+    }  # fmt: skip
+    assert all(line.split(":", 1)[1].startswith("$7$") for line in lines)  # PBKDF2-SHA512
+    assert not any(p in passwd.read_text() for p in passwords)
+    assert passwd.stat().st_mode & 0o777 == 0o600

@@ -64,6 +64,7 @@ def test_broker_config_refuses_anonymous_and_persists(tmp_path):
     assert "persistence true" in conf
     assert f"acl_file {tmp_path / 'acl'}" in conf
     assert "listener 1883 127.0.0.1" in conf
+    assert "max_packet_size 1048576" in conf  # an oversized packet disconnects its client
 
 
 @pytest.mark.parametrize("name", ["n1\ntopic readwrite #", "n+", "n#", "g/n", "n 1", "n\x00", ""])
