@@ -186,7 +186,9 @@ class LakeSettings(_Section):
     # Streaming checkpoints write small files every batch; on S3A each is a copy plus a delete,
     # so they stay on local disk unless configured (Settings fills in the default).
     checkpoint_root: str | None = Field(
-        None, description="Default: file://$PLANTLAKE_HOME/checkpoints."
+        None,
+        description="Default: file://$PLANTLAKE_HOME/checkpoints/<scheme>/<lake.root's "
+        "bucket and path>, so each lake has its own.",
     )
 
     @field_validator("root", "checkpoint_root")
@@ -206,7 +208,8 @@ class LakeSettings(_Section):
         if self.checkpoint_root is None:
             raise ConfigError(
                 "lake.checkpoint_root is not set; load settings with load_settings() "
-                "(it defaults to $PLANTLAKE_HOME/checkpoints) or set it."
+                "(it defaults to a folder of the lake's own under $PLANTLAKE_HOME/checkpoints) "
+                "or set it."
             )
         return f"{self.checkpoint_root}/{job}"
 
@@ -219,8 +222,13 @@ class LakeSettings(_Section):
         }
 
 
-def local_checkpoint_root(home: Path) -> str:
-    return f"file://{home.absolute()}/checkpoints"
+def local_checkpoint_root(home: Path, lake_root: str) -> str:
+    """Checkpoints on local disk, in a folder of their lake's own: two lakes (a test's scratch
+    lake and the plant's, say) never share a job's checkpoint. s3a://plantlake/x ->
+    file://$PLANTLAKE_HOME/checkpoints/s3a/plantlake/x."""
+    url = urlparse(lake_root)
+    where = "/".join(part for part in (url.netloc, *url.path.split("/")) if part)
+    return f"file://{home.absolute()}/checkpoints/{url.scheme}/{where}"
 
 
 class ModelSettings(_Section):
@@ -352,9 +360,11 @@ class Settings(BaseSettings):
         home = Path(data.get("home") or default_home())
         if isinstance(lake, LakeSettings):
             if lake.checkpoint_root is None:
-                lake = lake.model_copy(update={"checkpoint_root": local_checkpoint_root(home)})
+                root = local_checkpoint_root(home, lake.root)
+                lake = lake.model_copy(update={"checkpoint_root": root})
         elif isinstance(lake, dict) and lake.get("checkpoint_root") is None:
-            lake = {**lake, "checkpoint_root": local_checkpoint_root(home)}
+            root = LakeSettings(**lake).root
+            lake = {**lake, "checkpoint_root": local_checkpoint_root(home, root)}
         return {**data, "lake": lake}
 
 

@@ -34,6 +34,7 @@ from plantlake.contracts import (
 )
 from plantlake.contracts import Column as ContractColumn
 from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER
+from plantlake.pipelines.checkpoints import start_exclusive
 from plantlake.pipelines.delta_io import append_once, read_kafka_stream, table_exists, writer_id
 from plantlake.pipelines.schemas import record_schema
 from plantlake.spark import scheduler_pool
@@ -507,4 +508,4 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
         )
     )
     with scheduler_pool(spark, "bronze"):
-        return writer.start()
+        return start_exclusive(writer, settings, checkpoint, job="bronze")

@@ -31,6 +31,7 @@ from plantlake.contracts import (
     SILVER_TELEMETRY,
 )
 from plantlake.pipelines import gold, silver
+from plantlake.pipelines.checkpoints import start_exclusive
 from plantlake.pipelines.delta_io import append_once, read_delta, writer_id
 from plantlake.pipelines.expectations import Rule
 from plantlake.pipelines.gold import LINEAGE
@@ -106,4 +107,4 @@ def run(
     else:
         writer = writer.trigger(processingTime=settings.pipeline.cold_trigger)
     with scheduler_pool(spark, "cold"):
-        return writer.foreachBatch(write_batch).start()
+        return start_exclusive(writer.foreachBatch(write_batch), settings, checkpoint, job="cold")

@@ -47,6 +47,7 @@ from plantlake.pipelines.aggregates import (
     watermarks,
     window_values,
 )
+from plantlake.pipelines.checkpoints import start_exclusive
 from plantlake.pipelines.delta_io import (
     append_once,
     append_unless_empty,
@@ -272,4 +273,4 @@ def run(
         if once
         else writer.trigger(processingTime=options.trigger)
     )
-    return writer.foreachBatch(write_batch).start()
+    return start_exclusive(writer.foreachBatch(write_batch), settings, checkpoint, job="gold")

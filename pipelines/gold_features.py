@@ -24,6 +24,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.config import Settings
 from plantlake.contracts import GOLD_FEATURES, SILVER_MAINTENANCE_EVENTS, SILVER_TELEMETRY
+from plantlake.pipelines.checkpoints import start_exclusive
 from plantlake.pipelines.delta_io import (
     append_once,
     idempotent_dml,
@@ -209,4 +210,6 @@ def run(
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="30 seconds")
     )
     with scheduler_pool(spark, "features"):
-        return writer.foreachBatch(write_batch).start()
+        return start_exclusive(
+            writer.foreachBatch(write_batch), settings, checkpoint, job="features"
+        )

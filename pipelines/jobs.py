@@ -28,10 +28,12 @@ JOBS = (*LAYERS, "up", "maintain", "cmms", "score")
 
 def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, spark=None) -> None:
     """Start one layer's queries and wait (until done with `once`, else until one stops)."""
+    from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
     from plantlake.spark import get_spark
 
     if layer not in LAYERS:
         raise ConfigError(f"Unknown pipeline layer {layer!r}; known: {list(LAYERS)}.")
+    adopt_legacy_checkpoints(settings, console.print)
     spark = spark or get_spark(settings, app_name=f"plantlake-{layer}")
     started = time.monotonic()
     result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once)

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from plantlake.config import Settings
 from plantlake.errors import PlantlakeError, SourceError
+from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
 
 
 def _hot_path_process(settings: Settings, log: Path) -> subprocess.Popen:
@@ -125,6 +126,7 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
     hot_process = _hot_path_process(settings, settings.logs / "hot-path.log") if hot else None
     # The JVM inherits this niceness: the Spark side yields the CPU to the hot path.
     os.nice(settings.pipeline.spark_nice)
+    adopt_legacy_checkpoints(settings, console.print)
     spark = get_spark(settings, app_name="plantlake-lake-path")
     queries = [bronze.run(spark, settings, once=False)]
     features = FeatureSchedule(spark, settings, settings.pipeline.features_every_minutes * 60)

@@ -27,6 +27,7 @@ from plantlake.contracts import (
     TableRef,
 )
 from plantlake.ingest.simulator.plant import Plant
+from plantlake.pipelines.checkpoints import start_exclusive
 from plantlake.pipelines.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.delta_io import (
     append_once,
@@ -307,4 +308,4 @@ def run(
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="10 seconds")
     )
     with scheduler_pool(spark, "silver"):
-        return writer.foreachBatch(write_batch).start()
+        return start_exclusive(writer.foreachBatch(write_batch), settings, checkpoint, job="silver")

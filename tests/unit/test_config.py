@@ -66,7 +66,9 @@ def test_missing_config_file_is_reported(home, tmp_path):
 
 def test_streaming_checkpoints_default_to_local_disk_under_home(home, tmp_path, monkeypatch):
     settings = load_settings()
-    assert settings.lake.checkpoint_path("bronze") == f"file://{home}/checkpoints/bronze"
+    assert (
+        settings.lake.checkpoint_path("bronze") == f"file://{home}/checkpoints/s3a/plantlake/bronze"
+    )
     assert settings.lake.buckets() == {"plantlake"}
     (tmp_path / "plantlake.toml").write_text('[lake]\ncheckpoint_root = "s3a://lake/_chk"\n')
     assert load_settings().lake.checkpoint_root == "s3a://lake/_chk"
@@ -74,7 +76,21 @@ def test_streaming_checkpoints_default_to_local_disk_under_home(home, tmp_path, 
     assert load_settings().lake.checkpoint_root == "file:///var/chk"
     # A lake section given in code without checkpoints gets the default ones.
     other = load_settings(lake=LakeSettings(root="file:///l"))
-    assert other.lake.checkpoint_root == f"file://{home}/checkpoints"
+    assert other.lake.checkpoint_root == f"file://{home}/checkpoints/file/l"
+
+
+def test_each_lake_has_checkpoints_of_its_own(home, monkeypatch):
+    """A job run against a second lake must not resume the first lake's checkpoint (it would
+    skip or re-land that lake's offsets)."""
+    monkeypatch.setenv("PLANTLAKE_LAKE__ROOT", "s3a://plantlake/site-b")
+    site_b = load_settings().lake.checkpoint_path("bronze")
+    monkeypatch.setenv("PLANTLAKE_LAKE__ROOT", "file:///data/lake")
+    local = load_settings().lake.checkpoint_path("bronze")
+    monkeypatch.delenv("PLANTLAKE_LAKE__ROOT")
+    plant = load_settings().lake.checkpoint_path("bronze")
+    assert len({site_b, local, plant}) == 3
+    assert site_b == f"file://{home}/checkpoints/s3a/plantlake/site-b/bronze"
+    assert local == f"file://{home}/checkpoints/file/data/lake/bronze"
 
 
 def test_lake_root_must_be_s3a_or_file():
