@@ -157,6 +157,7 @@ def run_demo(
 
     from plantlake.ingest.kafka_sink import produce_raw
     from plantlake.pipelines import bronze
+    from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
     from plantlake.pipelines.delta_io import read_delta
     from plantlake.spark import get_spark
 
@@ -169,6 +170,7 @@ def run_demo(
                 f'{{"asset": "plant1/line1/press-01", "demo_run": "{run_id}", "value": "oops"'.encode())  # fmt: skip
 
     console.print("running the bronze job once (availableNow) ...")
+    adopt_legacy_checkpoints(settings, console.print)
     spark = get_spark(settings, app_name="plantlake-demo")
     began = time.monotonic()
     bronze.run(spark, settings, once=True).awaitTermination()
