@@ -37,9 +37,10 @@ Services = Annotated[list[str] | None, typer.Argument(help="Services (default: a
 
 
 def _settings(with_secrets: bool = False):
-    from plantlake.config import ensure_local_secrets, load_settings
+    from plantlake.config import ensure_local_secrets, load_settings, make_home_private
 
     settings = load_settings(_state["config"])
+    make_home_private(settings.home)
     return ensure_local_secrets(settings, _state["config"]) if with_secrets else settings
 
 

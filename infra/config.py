@@ -363,7 +363,8 @@ class Settings(BaseSettings):
                 root = local_checkpoint_root(home, lake.root)
                 lake = lake.model_copy(update={"checkpoint_root": root})
         elif isinstance(lake, dict) and lake.get("checkpoint_root") is None:
-            root = LakeSettings(**lake).root
+            # Unvalidated here; a bad root is reported by LakeSettings, under lake.root.
+            root = str(lake.get("root") or LakeSettings.model_fields["root"].default).rstrip("/")
             lake = {**lake, "checkpoint_root": local_checkpoint_root(home, root)}
         return {**data, "lake": lake}
 
@@ -431,6 +432,18 @@ def generate_local_secrets(settings: Settings) -> dict[str, str]:
         passwords.update({node: _secrets.token_urlsafe(18) for node in missing})
         values["PLANTLAKE_MQTT__EDGE_PASSWORDS"] = json.dumps(passwords)
     return values
+
+
+def make_home_private(home: Path) -> None:
+    """$PLANTLAKE_HOME holds secrets, plant data and service state: keep it to its owner.
+
+    The folder becomes 0700, and this process (with the services and jobs it starts) creates
+    files 0600 and folders 0700 from now on (umask 077), so no other local user reads them.
+    """
+    os.umask(0o077)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if home.stat().st_uid == os.getuid() and home.stat().st_mode & 0o077:
+        home.chmod(0o700)
 
 
 def ensure_local_secrets(settings: Settings, config_file: Path | None = None) -> Settings:

@@ -26,6 +26,21 @@ def test_bad_setting_prints_one_error_paragraph(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_the_home_folder_is_made_private(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    result = _plantlake("status", "--json", env={"PLANTLAKE_HOME": str(home),
+                                                 "PLANTLAKE_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"})  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    assert home.stat().st_mode & 0o777 == 0o700
+    # What a plantlake process (and what it starts) writes afterwards is its owner's alone.
+    code = ("from pathlib import Path; from plantlake.config import make_home_private; "
+            f"make_home_private(Path({str(home)!r})); Path({str(home)!r}, 'x').write_text('x')")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (home / "x").stat().st_mode & 0o777 == 0o600
+
+
 def test_status_json_reports_down_services_and_exit_code(tmp_path):
     # Ports nobody listens on: every service must read as down, with a reason.
     env = {
