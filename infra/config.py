@@ -104,6 +104,11 @@ class MqttSettings(_Section):
     )
     # Edge nodes log in with their edge_node_id as user name and this password.
     edge_passwords: dict[str, SecretStr] = Field(default_factory=dict)
+    host_session_expiry_s: int = Field(
+        3600, ge=0,
+        description="How long the broker keeps a killed host's session (its unacknowledged and "
+        "queued messages) for the host's restart.",
+    )  # fmt: skip
     max_packet_bytes: int = Field(
         1_048_576, ge=1024, le=268_435_455,
         description="The largest MQTT packet the managed broker accepts (a DBIRTH of thousands "

@@ -64,6 +64,8 @@ def mosquitto_conf(
             # A client sending a bigger packet is disconnected before the broker buffers it, so
             # one faulty or hostile device cannot make the broker or the host hold megabytes.
             f"max_packet_size {max_packet_bytes}",
+            # The host acknowledges after storing, in batches: let it have many in flight.
+            "max_inflight_messages 1000",
             "log_dest stdout",
             "log_type error",
             "log_type warning",

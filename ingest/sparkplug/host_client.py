@@ -3,6 +3,14 @@
 paho's network thread only enqueues what arrives (with the host's receipt time); one worker
 loop feeds `PrimaryHost`, hands its output to an `EdgeSink` and publishes the rebirth NCMDs. The
 STATE birth and the will (STATE offline) carry the same timestamp, as Sparkplug 3.0 requires.
+
+Nothing is acknowledged before it is stored. The host acknowledges a QoS 1 message (PUBACK) only
+after the sink has stored what came of it (the edge buffer's append returned), and it keeps an
+MQTT 5 session that outlives its connection for `mqtt.host_session_expiry_s`. Killed with
+messages in its inbox, the host gets them again from the broker when it restarts, together with
+what the broker queued meanwhile. (Sparkplug requires clean sessions of edge nodes, not of host
+applications.) A clean stop ends the session, since edge nodes hold their data while the
+host's STATE says offline. The host also waits for a broker that is down when it starts.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from plantlake.config import MqttSettings, Settings
 from plantlake.errors import SourceError
@@ -37,6 +47,9 @@ from plantlake.ingest.sparkplug.topics import (
 log = logging.getLogger(__name__)
 _RECONNECTED = "<reconnected>"
 MAX_BATCH = 200  # MQTT messages handled per buffer append
+# How many unacknowledged QoS 1 messages the broker may send at once (MQTT 5 Receive Maximum):
+# acknowledging only after the buffer append must not starve the batches above.
+RECEIVE_MAXIMUM = 1000
 
 
 def _now_ms() -> int:
@@ -60,15 +73,16 @@ class HostClient:
         self.online = threading.Event()  # set while STATE online is published
         self._settings = mqtt_settings
         self._tick_s = tick_s
-        self._inbox: queue.SimpleQueue[tuple[str, bytes, int]] = queue.SimpleQueue()
+        # (topic, payload, receipt time, MQTT message id, QoS): the id to acknowledge once stored.
+        self._inbox: queue.SimpleQueue[tuple[str, bytes, int, int, int]] = queue.SimpleQueue()
         self._refused: str | None = None
         self._connects = 0
         self._state_topic = state_topic(mqtt_settings.host_app_id)
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or mqtt_settings.host_app_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
         )
         self._client.username_pw_set(
             mqtt_settings.host_username, mqtt_settings.host_password.get_secret_value()
@@ -99,7 +113,7 @@ class HostClient:
         client.publish(self._state_topic, online, qos=1, retain=True)
         self._connects += 1
         if self._connects > 1:
-            self._inbox.put((_RECONNECTED, b"", _now_ms()))
+            self._inbox.put((_RECONNECTED, b"", _now_ms(), 0, 0))
         self.online.set()
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
@@ -107,7 +121,7 @@ class HostClient:
         self._new_state_timestamp()  # the next session's will and birth share a new timestamp
 
     def _on_message(self, client, userdata, message) -> None:
-        self._inbox.put((message.topic, message.payload, _now_ms()))
+        self._inbox.put((message.topic, message.payload, _now_ms(), message.mid, message.qos))
 
     # -- the worker loop --------------------------------------------------------------------------
 
@@ -115,14 +129,15 @@ class HostClient:
         """Connect, then process messages until `stop_event` is set. Raises SourceError."""
         mqtt_settings = self._settings
         where = f"mqtt://{mqtt_settings.host}:{mqtt_settings.port}"
-        try:
-            self._client.connect(mqtt_settings.host, mqtt_settings.port, keepalive=10)
-        except OSError as exc:
-            raise SourceError(
-                f"Cannot reach the MQTT broker at {where}: {exc}.",
-                hint="Start it with `plantlake up mosquitto`; `plantlake status` shows its health.",
-            ) from exc
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = mqtt_settings.host_session_expiry_s
+        session.ReceiveMaximum = RECEIVE_MAXIMUM
+        # connect_async: paho's loop retries a broker that is down (1 to 10 s apart) until it
+        # answers or we stop; only a refused login ends the run.
+        self._client.connect_async(mqtt_settings.host, mqtt_settings.port, keepalive=10,
+                                   clean_start=False, properties=session)  # fmt: skip
         self._client.loop_start()
+        waiting_since = time.monotonic()
         try:
             next_tick = time.monotonic() + self._tick_s
             while not stop_event.is_set():
@@ -132,20 +147,22 @@ class HostClient:
                         f"{self._refused}.",
                         hint="`plantlake up` writes the broker's password file from the settings.",
                     )
+                if not self.online.is_set() and time.monotonic() - waiting_since > 30:
+                    log.warning("MQTT broker at %s not answering; still trying", where)
+                    waiting_since = time.monotonic()
                 try:
                     batch = [self._inbox.get(timeout=self._tick_s)]
                 except queue.Empty:
                     batch = []
                 # Whatever else is already waiting goes into the same buffer append: one
-                # transaction per batch instead of per payload. (The broker considered these
-                # delivered when they were enqueued, so batching widens no loss window.)
+                # transaction per batch instead of per payload, acknowledged after it.
                 while batch and len(batch) < MAX_BATCH:
                     try:
                         batch.append(self._inbox.get_nowait())
                     except queue.Empty:
                         break
                 outputs = []
-                for topic, payload, received in batch:
+                for topic, payload, received, _mid, _qos in batch:
                     if topic == _RECONNECTED:
                         self.sink.lifecycle(LifecycleEvent(
                             LifecycleKind.RECONNECTED, SOURCE_PROTOCOL,
@@ -155,6 +172,9 @@ class HostClient:
                         outputs.append(self.host.handle(topic, payload, received))
                 if outputs:
                     self._emit_all(outputs)
+                for _topic, _payload, _received, mid, qos in batch:
+                    if qos:  # stored (the sink returned): the broker may forget it
+                        self._client.ack(mid, qos)
                 if time.monotonic() >= next_tick:
                     self._emit(self.host.tick(_now_ms()))
                     next_tick = time.monotonic() + self._tick_s
@@ -186,12 +206,15 @@ class HostClient:
         self._client.publish(topic_name(request.group, "NCMD", request.node), payload, qos=0)
 
     def _shutdown(self) -> None:
-        """A clean stop: the will is not sent on DISCONNECT, so publish STATE offline ourselves."""
+        """A clean stop: the will is not sent on DISCONNECT, so publish STATE offline ourselves,
+        and end the session (expiry 0): nothing need be kept for a host that was stopped."""
         if self._client.is_connected():
             offline = state_payload(online=False, timestamp_ms=self._state_ts)
             info = self._client.publish(self._state_topic, offline, qos=1, retain=True)
             info.wait_for_publish(timeout=5)
-        self._client.disconnect()
+        ended = Properties(PacketTypes.DISCONNECT)
+        ended.SessionExpiryInterval = 0
+        self._client.disconnect(properties=ended)
         self._client.loop_stop()
 
 

@@ -160,3 +160,121 @@ def test_while_the_host_is_offline_the_node_buffers_and_replays_as_historical(ru
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+_HOST_SCRIPT = """
+import sys, threading, time
+from pathlib import Path
+from plantlake.config import ensure_local_secrets, load_settings
+from plantlake.ingest.buffer import Outbox
+from plantlake.ingest.buffered_sink import BufferedSink
+from plantlake.ingest.sparkplug.host_client import HostClient
+
+buffer, client_id, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+
+
+class SlowSink(BufferedSink):
+    def dead_letter(self, item):
+        time.sleep(delay)  # a slow disk: messages wait in the host's inbox meanwhile
+        super().dead_letter(item)
+
+
+settings = ensure_local_secrets(load_settings())
+sink = SlowSink(Outbox(buffer), topic_prefix="t", edge_filter=None)
+host = HostClient(settings.mqtt, sink, client_id=client_id)
+threading.Thread(target=lambda: (host.online.wait(), print("online", flush=True)), daemon=True).start()
+host.run(threading.Event())
+"""
+
+
+def _host_process(buffer, client_id, delay):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOST_SCRIPT, str(buffer), client_id, str(delay)],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "online"
+    return proc
+
+
+def _stored_payloads(buffer, topic):
+    """The raw payloads of the dead letters the host stored for `topic` (other nodes publish
+    meanwhile)."""
+    import base64
+
+    import orjson
+
+    from plantlake.ingest.buffer import Outbox
+
+    records = (orjson.loads(e.value) for e in Outbox(buffer).peek(10**6))
+    return [base64.b64decode(r["raw"]) for r in records if r.get("origin") == topic]
+
+
+def test_a_killed_host_loses_nothing_the_broker_handed_it(settings, tmp_path):
+    """Issue 13.6: what reached the host but was not yet stored when it was killed -9 comes again
+    after its restart, because the host acknowledges only what it stored."""
+    import signal
+
+    buffer, client_id = tmp_path / "host.sqlite", f"host-kill-{uuid.uuid4().hex[:6]}"
+    host = _host_process(buffer, client_id, delay=0.3)
+    edge = settings.mqtt.edge_nodes[0]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(edge.edge_node_id,
+                           settings.mqtt.edge_passwords[edge.edge_node_id].get_secret_value())  # fmt: skip
+    client.connect(settings.mqtt.host, settings.mqtt.port)
+    client.loop_start()
+    topic = f"spBv1.0/{edge.group_id}/DDATA/{edge.edge_node_id}/kill-test"
+    sent = [b"\xff\xfe" + uuid.uuid4().bytes for _ in range(40)]
+    for payload in sent:
+        client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
+    client.loop_stop()
+    client.disconnect()
+    _wait_for(lambda: len(_stored_payloads(buffer, topic)) >= 3, what="the host to store a few")
+    host.send_signal(signal.SIGKILL)
+    host.wait()
+    assert len(_stored_payloads(buffer, topic)) < len(sent)  # the rest was in its inbox, unstored
+
+    again = _host_process(buffer, client_id, delay=0.0)
+    try:
+        _wait_for(lambda: set(sent) <= set(_stored_payloads(buffer, topic)), timeout=30,
+                  what="every payload stored after the restart")  # fmt: skip
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.kill()
+        again.wait()
+
+
+def test_a_host_started_before_its_broker_waits_for_it(settings, tmp_path):
+    """Issue 13.6: the host retries a broker that is down instead of exiting, and goes online
+    once the broker is up."""
+    from plantlake.services import process
+    from plantlake.services.mosquitto import MosquittoService
+    from tests.integration.test_edge_forwarding import _free_port
+
+    mqtt_settings = settings.mqtt.model_copy(update={"port": _free_port()})
+    late = settings.model_copy(update={"home": tmp_path / "home", "mqtt": mqtt_settings})
+    host = HostClient(late.mqtt, MemorySink(), client_id=f"host-late-{uuid.uuid4().hex[:6]}")
+    stop = threading.Event()
+    failure = []
+    thread = threading.Thread(target=lambda: _run_catching(host, stop, failure), daemon=True)
+    thread.start()
+    time.sleep(3)
+    assert thread.is_alive() and not failure, failure  # still trying, not failed
+    broker = MosquittoService(late)
+    broker.prepare(lambda _: None)
+    pid = process.spawn(broker.launch())
+    try:
+        process.wait_until("mosquitto", broker.probe, pid=pid, log=broker.log, timeout=30)
+        assert host.online.wait(20), "the host did not connect once the broker was up"
+    finally:
+        stop.set()
+        thread.join(10)
+        process.stop(broker.pidfile)
+    assert not failure, failure
+
+
+def _run_catching(host, stop, failure):
+    try:
+        host.run(stop)
+    except Exception as exc:  # the old behaviour: SourceError at once
+        failure.append(exc)
