@@ -76,6 +76,15 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 _WALL_CLOCK = ("created_at", "updated_at", "alerted_at")
 
 
+def _registry_errors() -> tuple[type[BaseException], ...]:
+    """What an unreachable registry raises: our SourceError from the look-ups, and MLflow's or
+    requests' own errors from a model download."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    return SourceError, MlflowException, RequestException
+
+
 class Champion(NamedTuple):
     """The model version serving under the alias `champion`: `models:/<name>/<version>`."""
 
@@ -406,25 +415,58 @@ def streaming_scorer(settings: Settings) -> Callable[[DataFrame, int], None]:
     """The gold.features job's hook: score each batch's feature rows with the champions.
 
     The registry is asked once per batch (two small REST calls), so a promotion takes effect on
-    the next batch; without any champion the hook does nothing.
+    the next batch; without any champion the hook does nothing. While the registry cannot be
+    reached the hook skips, saying why, and the features job goes on; the first batch after it
+    answers again (and the first batch of every run) scores every gold.features row the
+    champions have not scored, so nothing skipped stays unscored.
     """
     app_ids: dict[str, str] = {}
+    behind = [True]  # a run starts by catching up on what an earlier one skipped
+    # Fail fast on an unreachable registry: MLflow's defaults retry for minutes, every batch.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
     def on_features(rows: DataFrame, batch_id: int) -> None:
-        found = champions(settings)
-        if not found:
+        try:
+            found = champions(settings)
+            if not found:
+                return
+            spark = rows.sparkSession
+            checkpoint = settings.lake.checkpoint_path("features")
+            if checkpoint not in app_ids:
+                app_ids[checkpoint] = f"scoring:{writer_id(spark, checkpoint)}"
+            work = _catch_up(rows, settings, found) if behind[0] else [(c, rows) for c in found]
+            summary = score_and_act(
+                settings, work, spark=spark, scoring_mode=STREAM, txn=(app_ids[checkpoint], batch_id)
+            )  # fmt: skip
+        except _registry_errors() as exc:
+            behind[0] = True
+            print(f"scoring: batch {batch_id} skipped, its rows are scored once the model "
+                  f"registry answers again: {_first_line(exc)}", flush=True)  # fmt: skip
             return
-        spark = rows.sparkSession
-        checkpoint = settings.lake.checkpoint_path("features")
-        if checkpoint not in app_ids:
-            app_ids[checkpoint] = f"scoring:{writer_id(spark, checkpoint)}"
-        summary = score_and_act(
-            settings, [(c, rows) for c in found], spark=spark, scoring_mode=STREAM,
-            txn=(app_ids[checkpoint], batch_id),
-        )  # fmt: skip
-        print(f"scoring: batch {batch_id}: {summary.line()}", flush=True)
+        caught_up = " (caught up on rows skipped before)" if behind[0] else ""
+        behind[0] = False
+        print(f"scoring: batch {batch_id}: {summary.line()}{caught_up}", flush=True)
 
     return on_features
+
+
+def _catch_up(rows: DataFrame, settings: Settings, found: Sequence[Champion]):
+    """Per champion, the batch's rows and every gold.features row it has not scored."""
+    spark = rows.sparkSession
+    features = read_delta(spark, GOLD_FEATURES.path(settings.lake))
+    path = GOLD_PREDICTIONS.path(settings.lake)
+    predictions = read_delta(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+    key = ["asset", "feature_time_ms"]
+    return [
+        (c, rows.unionByName(unscored(features, predictions, c).select(*rows.columns))
+         .dropDuplicates(key))
+        for c in found
+    ]  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def unscored(features: DataFrame, predictions: DataFrame | None, found: Champion) -> DataFrame:

@@ -2,6 +2,7 @@
 hook, into gold.predictions once per key, one open work order per asset and mode, an alarm on
 Kafka, and a repair in silver.maintenance_events that closes the order on the next run."""
 
+import contextlib
 import json
 import time
 import uuid
@@ -206,5 +207,100 @@ def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarm
         assert "repair" in closed.closed_reason and closed.closed_at is not None
         assert f"{name} v{version} (failure): 36 feature row(s) to score" in console.export_text()
     finally:
+        if client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.delete_registered_model(name)
+
+
+class Outage:
+    """A TCP relay in front of a real service that can be cut (connections refused) and
+    restored on the same port: the service seen through it goes down and comes back."""
+
+    def __init__(self, host: str, port: int):
+        import socket
+        import threading
+
+        self.target = (host, port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._socket, self._threading = socket, threading
+        self._server = None
+        self.restore()
+
+    def restore(self) -> None:
+        server = self._socket.create_server(("127.0.0.1", self.port), reuse_port=True)
+        self._server = server
+        self._threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def cut(self) -> None:
+        self._server.close()
+
+    def _accept(self, server) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return  # cut
+            upstream = self._socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(2)
+
+
+def test_scoring_skips_while_the_registry_is_down_and_catches_up_after(
+    isolated_kafka, spark, capsys
+):
+    """Issue 13.7: the features job's scoring hook never fails the job because MLflow is
+    unreachable; the batches it skipped are scored once the registry answers again."""
+    from mlflow.tracking import MlflowClient
+
+    from plantlake.models.scoring import streaming_scorer
+
+    run = uuid.uuid4().hex[:8]
+    outage = Outage(isolated_kafka.mlflow.host, isolated_kafka.mlflow.port)
+    through_relay = isolated_kafka.mlflow.model_copy(
+        update={"tracking_uri": f"http://127.0.0.1:{outage.port}"}
+    )
+    settings = isolated_kafka.model_copy(update={
+        "mlflow": through_relay,
+        "models": isolated_kafka.models.model_copy(update={
+            "failure_model": f"test-failure-{run}", "anomaly_model": f"test-anomaly-{run}"}),
+    })  # fmt: skip
+    lake, name = settings.lake, settings.models.failure_model
+    client = MlflowClient(tracking_uri=isolated_kafka.mlflow.uri)
+    try:
+        version = register_champion(isolated_kafka, name)
+        client.set_registered_model_alias(name, "champion", version)
+        hook = streaming_scorer(settings)
+        early = as_gold(spark, feature_rows(PUMP, range(4)))
+        early.write.format("delta").save(GOLD_FEATURES.path(lake))
+        outage.cut()
+        hook(early, 0)  # skipped, not raised
+        assert "batch 0 skipped" in capsys.readouterr().out
+        assert not DeltaTable.isDeltaTable(spark, GOLD_PREDICTIONS.path(lake))
+
+        outage.restore()
+        later = as_gold(spark, feature_rows(PUMP, range(4, 6)))
+        later.write.format("delta").mode("append").save(GOLD_FEATURES.path(lake))
+        hook(later, 1)
+        assert "caught up" in capsys.readouterr().out
+        scored = spark.read.format("delta").load(GOLD_PREDICTIONS.path(lake))
+        # The skipped batch's four rows and this batch's two, each once.
+        assert sorted(r.feature_time_ms for r in scored.collect()) == [
+            T0 + i * STEP for i in range(6)
+        ]  # fmt: skip
+    finally:
+        outage.cut()
         if client.search_registered_models(filter_string=f"name = '{name}'"):
             client.delete_registered_model(name)
