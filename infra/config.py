@@ -129,7 +129,11 @@ class MlflowSettings(_Section):
 
 
 class SparkSettings(_Section):
-    master: str = Field("local[2]", description="Master for jobs started outside spark-submit.")
+    master: str = Field(
+        "local[2,4]",
+        description="Master for jobs started outside spark-submit. local[N,F]: N cores, and a "
+        "task tried F times before its job fails (plain local[N] tries once).",
+    )
     shuffle_partitions: int = 4
     driver_memory: str = "2g"
     managed: bool = Field(True, description="Run a local standalone master and worker.")
@@ -259,6 +263,12 @@ class PipelineSettings(_Section):
     """The Spark side of the lake path: triggers, and how `plantlake pipeline up` runs it."""
 
     bronze_trigger: str = Field("5 seconds", description="processingTime of the bronze query.")
+    restarts: int = Field(
+        5, ge=0,
+        description="A continuous `pipeline run` restarts a failed query (a broker or MinIO "
+        "restart) this many times in a row, waiting 2, 4, 8... s (at most 60); a run that "
+        "completed a batch resets the count. A failed `fail` rule is never retried.",
+    )  # fmt: skip
     bronze_max_offsets: int = Field(
         500_000, gt=0, description="Largest bronze micro-batch (maxOffsetsPerTrigger)."
     )

@@ -86,7 +86,7 @@ def get_spark(
     """A SparkSession configured for plantlake.
 
     Under spark-submit the master and jars come from its command line and are left alone;
-    elsewhere the session starts on `settings.spark.master` (local[2] by default).
+    elsewhere the session starts on `settings.spark.master` (local[2,4] by default).
     """
     from pyspark.sql import SparkSession
 

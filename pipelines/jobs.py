@@ -12,6 +12,7 @@ from rich.console import Console
 
 from plantlake.config import Settings
 from plantlake.errors import ConfigError
+from plantlake.pipelines.restarts import backoff_s, failed_for_good, failure_reason
 
 # Each layer's module has `run(spark, settings, *, once) -> StreamingQuery | list[StreamingQuery]`.
 LAYERS = {
@@ -36,20 +37,40 @@ def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, s
     adopt_legacy_checkpoints(settings, console.print)
     spark = spark or get_spark(settings, app_name=f"plantlake-{layer}")
     started = time.monotonic()
-    result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once)
-    queries = result if isinstance(result, list) else [result]
-    console.print(
-        f"{layer}: {', '.join(q.name or q.id for q in queries)} started ({'once' if once else 'continuous'})"
-    )
-    if once:
-        for query in queries:
-            query.awaitTermination()
-    else:
-        spark.streams.awaitAnyTermination()  # raises the failure of the query that stopped
+    failures = 0
+    spark.streams.resetTerminated()  # awaitAnyTermination must see only this run's queries
+    while True:
+        result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once)
+        queries = result if isinstance(result, list) else [result]
+        names = ", ".join(q.name or q.id for q in queries)
+        console.print(f"{layer}: {names} started ({'once' if once else 'continuous'})")
+        if once:
+            for query in queries:
+                query.awaitTermination()
+            break
+        try:
+            spark.streams.awaitAnyTermination()  # raises the failure of the query that stopped
+            break
+        except Exception as exc:  # a StreamingQueryException, with the JVM's cause inside
+            progressed = any(q.recentProgress for q in queries)
+            failures = 1 if progressed else failures + 1
+            if failed_for_good(exc) or failures > settings.pipeline.restarts:
+                raise
+            wait_s = backoff_s(failures)
+            console.print(f"{_stamp()} {layer}: {names} failed ({failure_reason(exc)}); restart "
+                          f"{failures} of {settings.pipeline.restarts} in {wait_s}s")  # fmt: skip
+            for query in spark.streams.active:
+                query.stop()
+            spark.streams.resetTerminated()
+            time.sleep(wait_s)
     rows = sum((q.lastProgress or {}).get("numInputRows", 0) for q in queries)
     console.print(
         f"{layer}: done in {time.monotonic() - started:.1f}s; last batch read {rows} rows"
     )
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def run_hot_path(settings: Settings, *, once: bool, console: Console) -> None:

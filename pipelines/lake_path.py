@@ -27,6 +27,7 @@ from rich.table import Table
 from plantlake.config import Settings
 from plantlake.errors import PlantlakeError, SourceError
 from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
+from plantlake.pipelines.restarts import backoff_s, failed_for_good, failure_reason
 
 
 def _hot_path_process(settings: Settings, log: Path) -> subprocess.Popen:
@@ -128,7 +129,12 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
     os.nice(settings.pipeline.spark_nice)
     adopt_legacy_checkpoints(settings, console.print)
     spark = get_spark(settings, app_name="plantlake-lake-path")
-    queries = [bronze.run(spark, settings, once=False)]
+    starters = {
+        "bronze": lambda: bronze.run(spark, settings, once=False),
+        "cold": lambda: cold_path.run(spark, settings, once=False),
+    }
+    restarts: dict[str, int] = {}
+    queries = [starters["bronze"]()]
     features = FeatureSchedule(spark, settings, settings.pipeline.features_every_minutes * 60)
     failure: BaseException | None = None
     try:
@@ -140,12 +146,24 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
                         features.start()
                     except SourceError:
                         pass
-                for query in queries:
-                    if query.exception() is not None or not query.isActive:
+                for i, query in enumerate(queries):
+                    if query.exception() is None and query.isActive:
+                        continue
+                    error = query.exception()
+                    count = 1 if query.recentProgress else restarts.get(query.name, 0) + 1
+                    if (error is None or failed_for_good(error)
+                            or count > settings.pipeline.restarts):  # fmt: skip
                         raise PlantlakeError(
-                            f"The {query.name} query stopped: {query.exception()}",
+                            f"The {query.name} query stopped: {error}",
                             hint="Its log is above; fix the cause and run `pipeline up` again.",
                         )
+                    restarts[query.name] = count
+                    wait_s = backoff_s(count)
+                    console.print(f"{query.name} failed ({failure_reason(error)}); restart "
+                                  f"{count} of {settings.pipeline.restarts} in {wait_s}s")  # fmt: skip
+                    if stop.wait(wait_s):
+                        break
+                    queries[i] = starters[query.name]()
                 if features.error is not None:
                     raise features.error
                 hot_alive = hot_process is None or hot_process.poll() is None

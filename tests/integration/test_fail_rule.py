@@ -24,6 +24,7 @@ from plantlake.contracts import (
 from plantlake.ingest.simulator.plant import build_plant
 from plantlake.pipelines import silver
 from plantlake.pipelines.expectations import load_rules
+from plantlake.pipelines.restarts import failed_for_good
 from tests.spark.test_silver import BRONZE_SCHEMA, _ts
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
@@ -82,6 +83,7 @@ def test_a_failing_fail_rule_stops_silver_naming_the_rule_and_writes_nothing(
         query.awaitTermination()
     assert not query.isActive
     message = str(stopped.value)
+    assert failed_for_good(stopped.value)  # a continuous run does not restart it
     assert f"expectation '{RULE}' (action fail) failed for 3 row(s) in batch 0" in message
     # An example row and its reason (which of the three is Spark's choice).
     assert f"e.g. {PUMP} discharge_pressure at event_time_ms" in message
