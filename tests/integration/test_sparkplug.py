@@ -151,11 +151,14 @@ def test_while_the_host_is_offline_the_node_buffers_and_replays_as_historical(ru
     thread = _start_host(settings, fresh, stop)
     try:
         _wait_for(lambda: node.births > births, what="births for the new host")
-        historical = _wait_for(
-            lambda: [r for r in fresh.all_readings if r.quality is Quality.UNCERTAIN],
-            what="the buffered readings",
-        )
-        assert {r.asset for r in historical} == {a.path for a in node.assets}
+
+        # The node replays asset by asset: wait for all of them, not for the first.
+        def replayed_assets():
+            return {r.asset for r in fresh.all_readings if r.quality is Quality.UNCERTAIN}
+
+        expected = {a.path for a in node.assets}
+        _wait_for(lambda: expected <= replayed_assets(), what="every asset's buffered readings")
+        assert replayed_assets() == expected
         assert _births(fresh, 0) and not fresh.dead  # births came before the replay
     finally:
         stop.set()
