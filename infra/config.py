@@ -169,6 +169,11 @@ class OpcUaSettings(_Section):
     username: str = "plantlake-edge"
     password: SecretStr = SecretStr("")
     sampling_interval_ms: int = 500
+    max_backfill_minutes: float = Field(
+        60.0, gt=0,
+        description="How much source time the edge reads back from the server's history after "
+        "a reconnect or a restart; an older gap is reported as a data_gap lifecycle event.",
+    )  # fmt: skip
 
 
 class ModbusSettings(_Section):

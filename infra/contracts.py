@@ -54,8 +54,9 @@ LIFECYCLE_RECORD: tuple[Column, ...] = (
         "kind",
         "string",
         False,
-        "birth, death, stale, rebirth_requested, reconnected or data_shed (an edge buffer dropped "
-        "its oldest readings at its cap; detail says how many and from when).",
+        "birth, death, stale, rebirth_requested, reconnected, data_shed (an edge buffer dropped "
+        "its oldest readings at its cap; detail says how many and from when) or data_gap (a span "
+        "of source time the edge could not backfill; detail names it and why).",
     ),
     Column("source_protocol", "string", False, "opcua, modbus or sparkplug."),
     Column("source_node", "string", False, "Edge node or endpoint."),
@@ -68,7 +69,9 @@ LIFECYCLE_RECORD: tuple[Column, ...] = (
     Column("bd_seq", "long", True, "Sparkplug birth/death sequence of the session."),
     Column("detail", "string", True, "Free text for people."),
 )
-LIFECYCLE_KINDS = ("birth", "death", "stale", "rebirth_requested", "reconnected", "data_shed")
+LIFECYCLE_KINDS = (
+    "birth", "death", "stale", "rebirth_requested", "reconnected", "data_shed", "data_gap",
+)  # fmt: skip
 
 # A dead letter from an edge process on the dead_letter topic (ingest.records.DeadLetter).
 EDGE_DEAD_LETTER_RECORD: tuple[Column, ...] = (

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,12 @@ class Outbox:
                 " topic TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, created_ms INTEGER NOT NULL)"
             )
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            # Per sensor, the newest source time the edge process handled (OPC-UA backfills a
+            # restart's gap from it). Kept with the buffer: both describe what this edge has.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS watermark (asset TEXT NOT NULL, sensor TEXT NOT NULL,"
+                " event_time_ms INTEGER NOT NULL, PRIMARY KEY (asset, sensor))"
+            )
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (str(uuid.uuid4()),)
             )
@@ -178,6 +184,32 @@ class Outbox:
         """The buffer's files on disk (database and write-ahead log)."""
         wal = self.path.with_name(self.path.name + "-wal")
         return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
+
+    def load_watermarks(self) -> dict[tuple[str, str], int]:
+        """The newest source time handled per (asset, sensor), as saved."""
+        with self._lock:
+            rows = self._db.execute("SELECT asset, sensor, event_time_ms FROM watermark").fetchall()
+        return {(asset, sensor): ms for asset, sensor, ms in rows}
+
+    def save_watermarks(self, marks: Mapping[tuple[str, str], int]) -> None:
+        """Move watermarks forward (never back), in one transaction."""
+        if not marks:
+            return
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO watermark VALUES (?, ?, ?) ON CONFLICT (asset, sensor) DO UPDATE"
+                    " SET event_time_ms = excluded.event_time_ms"
+                    " WHERE excluded.event_time_ms > watermark.event_time_ms",
+                    [(asset, sensor, ms) for (asset, sensor), ms in marks.items()],
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise SinkError(
+                    f"Edge buffer {self.path}: saving watermarks failed: {exc}."
+                ) from exc
 
     def pending(self) -> tuple[int, int | None]:
         """How many entries wait, and the creation time of the oldest."""

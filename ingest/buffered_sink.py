@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 
 from plantlake.ingest.buffer import Outbox, Shed
+from plantlake.ingest.edge import WatermarkStore
 from plantlake.ingest.edge_filter import EdgeFilter
 from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind, Reading
 from plantlake.topics import topic
@@ -32,6 +33,7 @@ class BufferedSink:
                  node: str = "edge"):  # fmt: skip
         """`node` names this edge process in the lifecycle event a full buffer writes."""
         self.outbox = outbox
+        self.watermarks: WatermarkStore = outbox  # kept with the buffer
         self.filter = edge_filter
         self.node = node
         self._telemetry = topic("telemetry").name(topic_prefix)

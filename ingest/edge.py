@@ -8,7 +8,7 @@ collects in memory for tests and the simulator's self-checks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from plantlake.ingest.records import DeadLetter, LifecycleEvent, Reading
@@ -20,6 +20,29 @@ class EdgeSink(Protocol):
     def lifecycle(self, event: LifecycleEvent) -> None: ...
 
     def dead_letter(self, item: DeadLetter) -> None: ...
+
+
+class WatermarkStore(Protocol):
+    """Where an edge process keeps, per (asset, sensor), the newest source time it handled, so
+    that its next run can ask the device for what came after (the edge buffer is one)."""
+
+    def load_watermarks(self) -> dict[tuple[str, str], int]: ...
+
+    def save_watermarks(self, marks: Mapping[tuple[str, str], int]) -> None: ...
+
+
+class MemoryWatermarks:
+    """A WatermarkStore in memory (tests: share one between two runs of a client)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], int] = {}
+
+    def load_watermarks(self) -> dict[tuple[str, str], int]:
+        return dict(self.marks)
+
+    def save_watermarks(self, marks: Mapping[tuple[str, str], int]) -> None:
+        for key, ms in marks.items():
+            self.marks[key] = max(ms, self.marks.get(key, ms))
 
 
 class MemorySink:

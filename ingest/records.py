@@ -60,6 +60,7 @@ class LifecycleKind(StrEnum):
     REBIRTH_REQUESTED = "rebirth_requested"
     RECONNECTED = "reconnected"
     DATA_SHED = "data_shed"  # the edge buffer reached its cap and dropped its oldest readings
+    DATA_GAP = "data_gap"  # a span of source time the edge could not backfill from the device
 
 
 @dataclass(frozen=True, slots=True)

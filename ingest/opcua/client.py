@@ -9,6 +9,11 @@ a STALE event goes out, and the client reconnects with backoff. After a reconnec
 gap from the server's history, from the last source timestamp it received to the values now
 current, and de-duplicates it against what arrives live, so nothing is missing or doubled.
 
+The last source timestamp per sensor (the watermark) is kept with the edge buffer when the sink
+has one (`WatermarkStore`), about every second, so a restarted edge process backfills the gap
+its absence left too. A span it cannot backfill (older than `max_backfill_ms`, or a server
+without history) becomes a `data_gap` lifecycle event naming it.
+
 We reconnect ourselves rather than use asyncua's `auto_reconnect`: asyncua restores subscriptions
 on its own but offers no hook for "subscription restored", and the backfill must run exactly
 between "monitored items exist" and "live values are released".
@@ -36,7 +41,7 @@ from asyncua.observer import Observer, SubscriptionEvent
 
 from plantlake.config import OpcUaSettings, Settings
 from plantlake.errors import SourceError
-from plantlake.ingest.edge import EdgeSink
+from plantlake.ingest.edge import EdgeSink, WatermarkStore
 from plantlake.ingest.opcua.browse import browse_sensors, read_history, read_values
 from plantlake.ingest.opcua.connection import connect
 from plantlake.ingest.opcua.gapfill import GapFiller
@@ -113,13 +118,21 @@ class OpcUaEdgeClient:
         *,
         options: OpcUaClientOptions = OpcUaClientOptions(),
         now_ms: Callable[[], int] = _wall_ms,
+        watermarks: WatermarkStore | None = None,
     ):
         self._opcua = opcua
+        self._watermarks = watermarks
         self._pki = pki
         self._sink = sink
         self._options = options
         self._now_ms = now_ms
         self._gap = GapFiller(clock_reset_ms=options.clock_reset_ms)
+        # A restarted process resumes from the watermarks its predecessor saved.
+        self._resuming = False
+        if watermarks is not None:
+            saved = watermarks.load_watermarks()
+            self._gap.seed(saved)
+            self._resuming = bool(saved)
         self._pending: list[Reading] = []
         self._assets: list[str] = []
         self._sessions = 0  # sessions that got as far as subscribing
@@ -201,16 +214,18 @@ class OpcUaEdgeClient:
                 queue_maxsize=max(10_000, 20 * len(refs)),
                 overflow=OverflowPolicy.DISCONNECT,
             )
-            resumed = self._sessions > 0
+            resumed = self._sessions > 0 or self._resuming
             if resumed:
                 self._gap.begin()
             self._last_data = time.monotonic()
             tasks.append(asyncio.create_task(self._consume(sub, refs, lost), name="opcua-consume"))
             tasks.append(asyncio.create_task(self._flush_every(0.05), name="opcua-flush"))
+            tasks.append(asyncio.create_task(self._save_every(1.0), name="opcua-watermarks"))
             await self._monitor(sub, refs)
             self._sessions += 1
             if resumed:
                 await self._backfill(client, refs)
+                self._resuming = False
             self._healthy = True
             await self._watch(stop, sub, lost)
         finally:
@@ -218,6 +233,7 @@ class OpcUaEdgeClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._flush()
+            self._save_watermarks()
             if self._gap.backfilling:
                 # The backfill did not finish: drop the held live values; the next session's
                 # backfill reads them again from history, from the same starting point.
@@ -291,6 +307,17 @@ class OpcUaEdgeClient:
             await asyncio.sleep(seconds)
             self._flush()
 
+    async def _save_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self._save_watermarks()
+
+    def _save_watermarks(self) -> None:
+        """Persist how far each sensor got. After the sink stored the readings: a crash in
+        between re-reads a second of history (dropped downstream as duplicates), never skips."""
+        if self._watermarks is not None:
+            self._watermarks.save_watermarks(self._gap.changes())
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         out = self._gap.live(batch)
@@ -313,10 +340,18 @@ class OpcUaEdgeClient:
             ]
             if ends:
                 end = max(ends)
-                start = max(min(newest[node] for node in nodes) + 1, end - opts.max_backfill_ms)
-                history = await read_history(
-                    client, nodes, start, end, per_request=max(1, opts.nodes_per_request // 5)
-                )
+                wanted = min(newest[node] for node in nodes) + 1
+                start = max(wanted, end - opts.max_backfill_ms)
+                if start > wanted:
+                    self._gap_event(wanted, start, f"older than the {opts.max_backfill_ms // 60_000} "
+                                    "min backfill limit (max_backfill_ms)")  # fmt: skip
+                try:
+                    history = await read_history(
+                        client, nodes, start, end, per_request=max(1, opts.nodes_per_request // 5)
+                    )
+                except ua.UaStatusCodeError as exc:  # e.g. a server that keeps no history
+                    self._gap_event(start, end, f"the server's history read failed: {exc}")
+                    history = {}
                 now = self._now_ms()
                 restored = [
                     to_reading(refs[node], dv, receive_time_ms=now, source_node=self.endpoint)
@@ -347,6 +382,13 @@ class OpcUaEdgeClient:
             if time.monotonic() - alive > stale_after:
                 raise _SessionEnded(f"no data and no keep-alive for {stale_after:.1f}s")
 
+    def _gap_event(self, start_ms: int, end_ms: int, why: str) -> None:
+        span = " to ".join(
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) for ms in (start_ms, end_ms)
+        )
+        log.warning("OPC-UA %s: no backfill from %s UTC: %s", self.endpoint, span, why)
+        self._lifecycle(LifecycleKind.DATA_GAP, f"source time {span} UTC not backfilled: {why}")
+
     def _mark_stale(self, why: str) -> None:
         if self._stale or self._sessions == 0:
             return  # already reported, or nothing was ever received that could go stale
@@ -374,13 +416,16 @@ async def run_opcua_client(
     sink: EdgeSink,
     *,
     stop: asyncio.Event,
-    options: OpcUaClientOptions = OpcUaClientOptions(),
+    options: OpcUaClientOptions | None = None,
     now_ms: Callable[[], int] | None = None,
 ) -> None:
     """Read `settings.opcua.endpoint` into `sink` until `stop` is set (see OpcUaEdgeClient.run)."""
+    backfill_ms = int(settings.opcua.max_backfill_minutes * 60_000)
+    options = options or OpcUaClientOptions(max_backfill_ms=backfill_ms)
     client = OpcUaEdgeClient(
-        settings.opcua, settings.pki, sink, options=options, now_ms=now_ms or _wall_ms
-    )
+        settings.opcua, settings.pki, sink, options=options, now_ms=now_ms or _wall_ms,
+        watermarks=getattr(sink, "watermarks", None),  # the edge buffer's, in production
+    )  # fmt: skip
     await client.run(stop)
 
 
@@ -389,7 +434,7 @@ def run_opcua_source(
     sink: EdgeSink,
     stop: threading.Event,
     *,
-    options: OpcUaClientOptions = OpcUaClientOptions(),
+    options: OpcUaClientOptions | None = None,
 ) -> None:
     """The blocking form, for `plantlake.ingest.runner.run_edge` sources."""
 

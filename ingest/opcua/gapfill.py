@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from plantlake.ingest.records import Reading
 
@@ -20,9 +20,19 @@ class GapFiller:
 
     def __init__(self, *, clock_reset_ms: int = 600_000):
         self._newest: dict[tuple[str, str], int] = {}
+        self._changed: set[tuple[str, str]] = set()
         self._held: list[Reading] | None = None
         self._clock_reset_ms = clock_reset_ms
         self.restored = 0
+
+    def seed(self, newest: Mapping[tuple[str, str], int]) -> None:
+        """Start from the newest source times an earlier process emitted (its watermarks)."""
+        self._newest.update(newest)
+
+    def changes(self) -> dict[tuple[str, str], int]:
+        """The newest source time of each sensor that moved since the last call (to persist)."""
+        moved, self._changed = self._changed, set()
+        return {key: self._newest[key] for key in moved}
 
     @property
     def backfilling(self) -> bool:
@@ -67,5 +77,6 @@ class GapFiller:
                     newest - reading.event_time_ms,
                 )
             self._newest[key] = reading.event_time_ms
+            self._changed.add(key)
             out.append(reading)
         return out

@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import socket
 import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -18,7 +19,7 @@ from pydantic import SecretStr
 
 from plantlake.config import OpcUaSettings, Settings, SimulatorSettings
 from plantlake.errors import SourceError
-from plantlake.ingest.edge import MemorySink
+from plantlake.ingest.edge import MemorySink, MemoryWatermarks
 from plantlake.ingest.opcua.browse import browse_sensors
 from plantlake.ingest.opcua.client import (
     OpcUaClientOptions,
@@ -322,3 +323,63 @@ def test_after_a_server_restart_the_client_resubscribes_and_backfills_the_gap(tm
                     PLANT, asset, asset.sensor(name), _plant_time(asset, reading.event_time_ms)
                 )[0]
             )
+
+
+def _edge_run(settings, sink, store, *, until, options=None):
+    """One run of an edge process's OPC-UA client, until `until(sink)` holds."""
+
+    async def run():
+        client = OpcUaEdgeClient(settings.opcua, settings.pki, sink, watermarks=store,
+                                 options=options or OpcUaClientOptions())  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(client.run(stop))
+        await _until(lambda: until(sink), "the edge run's readings", timeout=30)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return client
+
+    return asyncio.run(run())
+
+
+def _every_sensor_read(sink) -> bool:
+    return len(_per_sensor(sink.all_readings)) == len(SENSORS)
+
+
+def test_a_restarted_edge_process_backfills_the_gap_its_absence_left(tmp_path):
+    """Issue 13.4: the watermark is kept with the edge buffer, so a new process (nothing in
+    memory) reads the time it was away from the server's history: no hole, nothing twice."""
+    from plantlake.ingest.buffer import Outbox
+
+    settings = _settings(tmp_path)
+    options = OpcUaServerOptions(sample_period_ms=PERIOD_MS, history_db=tmp_path / "history.sqlite")
+    with _ServerThread(settings, options):
+        first = MemorySink()
+        _edge_run(settings, first, Outbox(tmp_path / "edge.sqlite"), until=_every_sensor_read)
+        time.sleep(2.0)  # the edge process is gone: 20 samples per sensor happen meanwhile
+        second = MemorySink()
+        reopened = Outbox(tmp_path / "edge.sqlite")  # a new process: the buffer file only
+        client = _edge_run(settings, second, reopened,
+                           until=lambda s: _every_sensor_read(s) and len(s.all_readings) > 60 * len(SENSORS))  # fmt: skip
+    assert client.backfilled >= 15 * len(SENSORS)
+    before, after = _per_sensor(first.all_readings), _per_sensor(second.all_readings)
+    for key, readings in before.items():
+        stamps = [r.event_time_ms for r in readings + after[key]]
+        assert stamps == sorted(set(stamps)), f"{key}: out of order or twice"
+        hole = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        assert hole <= PERIOD_MS + 1, f"{key}: a {hole} ms hole across the restart"
+    assert [e.kind for e in second.events] == [LifecycleKind.RECONNECTED] * len(ASSETS)
+
+
+def test_a_gap_older_than_the_backfill_limit_is_reported_not_hidden(tmp_path):
+    settings = _settings(tmp_path)
+    options = OpcUaServerOptions(sample_period_ms=PERIOD_MS, history_db=tmp_path / "history.sqlite")
+    store = MemoryWatermarks()
+    with _ServerThread(settings, options):
+        _edge_run(settings, MemorySink(), store, until=_every_sensor_read)
+        time.sleep(2.0)  # about 20 s of source time
+        second = MemorySink()
+        _edge_run(settings, second, store, until=_every_sensor_read,
+                  options=OpcUaClientOptions(max_backfill_ms=5_000))  # fmt: skip
+    gaps = [e for e in second.events if e.kind is LifecycleKind.DATA_GAP]
+    assert {e.asset for e in gaps} == {a.path for a in ASSETS}
+    assert "not backfilled" in gaps[0].detail and "backfill limit" in gaps[0].detail

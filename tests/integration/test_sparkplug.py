@@ -1,5 +1,6 @@
 """Sparkplug B end to end on the real Mosquitto: simulated edge node -> broker -> primary host -> sink."""
 
+import contextlib
 import threading
 import time
 import uuid
@@ -166,7 +167,7 @@ def test_while_the_host_is_offline_the_node_buffers_and_replays_as_historical(ru
 
 
 _HOST_SCRIPT = """
-import sys, threading, time
+import signal, sys, threading, time
 from pathlib import Path
 from plantlake.config import ensure_local_secrets, load_settings
 from plantlake.ingest.buffer import Outbox
@@ -185,19 +186,32 @@ class SlowSink(BufferedSink):
 settings = ensure_local_secrets(load_settings())
 sink = SlowSink(Outbox(buffer), topic_prefix="t", edge_filter=None)
 host = HostClient(settings.mqtt, sink, client_id=client_id)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop ends the MQTT session
 threading.Thread(target=lambda: (host.online.wait(), print("online", flush=True)), daemon=True).start()
-host.run(threading.Event())
+host.run(stop)
 """
 
 
+@contextlib.contextmanager
 def _host_process(buffer, client_id, delay):
+    """The host in a process of its own, stopped cleanly on leaving unless it was killed."""
     import subprocess
     import sys
 
     proc = subprocess.Popen([sys.executable, "-c", _HOST_SCRIPT, str(buffer), client_id, str(delay)],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
-    assert proc.stdout.readline().strip() == "online"
-    return proc
+    try:
+        assert proc.stdout.readline().strip() == "online"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        proc.wait()
 
 
 def _stored_payloads(buffer, topic):
@@ -219,32 +233,29 @@ def test_a_killed_host_loses_nothing_the_broker_handed_it(settings, tmp_path):
     import signal
 
     buffer, client_id = tmp_path / "host.sqlite", f"host-kill-{uuid.uuid4().hex[:6]}"
-    host = _host_process(buffer, client_id, delay=0.3)
     edge = settings.mqtt.edge_nodes[0]
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
-    client.username_pw_set(edge.edge_node_id,
-                           settings.mqtt.edge_passwords[edge.edge_node_id].get_secret_value())  # fmt: skip
-    client.connect(settings.mqtt.host, settings.mqtt.port)
-    client.loop_start()
     topic = f"spBv1.0/{edge.group_id}/DDATA/{edge.edge_node_id}/kill-test"
     sent = [b"\xff\xfe" + uuid.uuid4().bytes for _ in range(40)]
-    for payload in sent:
-        client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
-    client.loop_stop()
-    client.disconnect()
-    _wait_for(lambda: len(_stored_payloads(buffer, topic)) >= 3, what="the host to store a few")
-    host.send_signal(signal.SIGKILL)
-    host.wait()
+    with _host_process(buffer, client_id, delay=0.3) as host:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}"
+        )
+        client.username_pw_set(edge.edge_node_id,
+                               settings.mqtt.edge_passwords[edge.edge_node_id].get_secret_value())  # fmt: skip
+        client.connect(settings.mqtt.host, settings.mqtt.port)
+        client.loop_start()
+        for payload in sent:
+            client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
+        client.loop_stop()
+        client.disconnect()
+        _wait_for(lambda: len(_stored_payloads(buffer, topic)) >= 3, what="the host to store a few")
+        host.send_signal(signal.SIGKILL)
+        host.wait()
     assert len(_stored_payloads(buffer, topic)) < len(sent)  # the rest was in its inbox, unstored
 
-    again = _host_process(buffer, client_id, delay=0.0)
-    try:
+    with _host_process(buffer, client_id, delay=0.0):
         _wait_for(lambda: set(sent) <= set(_stored_payloads(buffer, topic)), timeout=30,
                   what="every payload stored after the restart")  # fmt: skip
-    finally:
-        again.send_signal(signal.SIGTERM)
-        again.kill()
-        again.wait()
 
 
 def test_a_host_started_before_its_broker_waits_for_it(settings, tmp_path):

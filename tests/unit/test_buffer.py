@@ -120,3 +120,11 @@ def test_the_buffer_file_is_private(tmp_path):
     box.append([("t", b"k", b"v")])
     assert box.path.stat().st_mode & 0o777 == 0o600
     assert box.path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_watermarks_survive_reopening_and_never_move_back(tmp_path):
+    box = Outbox(tmp_path / "b.sqlite")
+    box.save_watermarks({("a", "t"): 2000, ("a", "p"): 500})
+    box.save_watermarks({("a", "t"): 1000})  # older: ignored
+    box.close()
+    assert Outbox(tmp_path / "b.sqlite").load_watermarks() == {("a", "t"): 2000, ("a", "p"): 500}

@@ -132,3 +132,15 @@ def test_deadbands_are_absolute_filters_on_the_named_sensors():
     assert flt.Trigger == ua.DataChangeTrigger.StatusValue
     assert deadband_filter("flow", {"bearing_temperature": 0.5}) is None
     assert deadband_filter("flow", {"flow": 0.0}) is None
+
+
+def test_a_seeded_filler_resumes_where_an_earlier_process_stopped():
+    gap = GapFiller()
+    gap.seed({("plant1/line1/pump-02", "flow"): 2000})
+    gap.begin()
+    assert gap.live([_r(5000)]) == []
+    # History from before the watermark was emitted by the earlier process: not again.
+    out = gap.finish([_r(1000), _r(2000), _r(3000), _r(4000)])
+    assert [r.event_time_ms for r in out] == [3000, 4000, 5000]
+    assert gap.changes() == {("plant1/line1/pump-02", "flow"): 5000}
+    assert gap.changes() == {}  # only what moved since
