@@ -173,13 +173,19 @@ def _properties(metric: pb.Payload.Metric) -> tuple[str | None, Quality]:
     props = metric.properties
     for key, prop in zip(props.keys, props.values, strict=False):
         if key == UNIT_PROPERTY and prop.HasField("string_value"):
-            unit = prop.string_value
+            unit = _text(prop.string_value)
         elif key == QUALITY_PROPERTY:
             code = prop.int_value
             quality = (
                 Quality.GOOD if code >= 192 else Quality.UNCERTAIN if code >= 64 else Quality.BAD
             )
     return unit, quality
+
+
+def _text(value: str | bytes) -> str:
+    """A proto2 string as text: invalid UTF-8 (which protobuf hands over as bytes) is replaced,
+    so a garbled unit reads as an unknown unit that silver quarantines, not as a crash."""
+    return value if type(value) is str else value.decode("utf-8", errors="replace")
 
 
 def decode_payload(payload: bytes, *, aliases: Mapping[int, MetricInfo]) -> Payload:
@@ -210,6 +216,9 @@ def decode_message(message: pb.Payload, *, aliases: Mapping[int, MetricInfo]) ->
     # timestamp (none is meaningful in Sparkplug), which saves a HasField call each.
     for m in message.metrics:
         name = m.name
+        if type(name) is bytes:  # proto2 strings are not checked: invalid UTF-8 comes as bytes
+            errors.append(f"a metric name that is not UTF-8: {name[:60]!r}")
+            continue
         info = None
         alias = None
         if m.HasField("alias"):
@@ -240,6 +249,9 @@ def decode_message(message: pb.Payload, *, aliases: Mapping[int, MetricInfo]) ->
             continue
         else:
             value = getattr(m, field)
+            if type(value) is bytes:
+                errors.append(f"metric {name!r}: a {datatype.name} value that is not UTF-8")
+                continue
             if datatype in _SIGNED_BITS:
                 value = _from_wire(datatype, value)
         unit = info.unit if info is not None else None

@@ -20,6 +20,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from plantlake.contracts import NOT_EPOCH_MS, is_epoch_ms
@@ -292,11 +293,15 @@ class PrimaryHost:
             if m.timestamp_ms is not None and not is_epoch_ms(m.timestamp_ms):
                 problems.append(f"metric {name!r}: timestamp {m.timestamp_ms} {NOT_EPOCH_MS}")
                 continue
+            value = None if m.value is None else float(m.value)
+            if value is not None and math.isinf(value):  # an overflow, not a measurement
+                problems.append(f"metric {name!r}: value {value} is not a number a sensor reads")
+                continue
             quality = m.quality if m.value is not None else Quality.BAD
             if m.is_historical:
                 quality = _worse(quality, historical)
             readings.append(
-                Reading(asset, name, None if m.value is None else float(m.value), m.unit, quality,
+                Reading(asset, name, value, m.unit, quality,
                         m.timestamp_ms if m.timestamp_ms is not None else now, now,
                         SOURCE_PROTOCOL, t.node_key, seq)
             )  # fmt: skip

@@ -204,3 +204,27 @@ def test_a_metric_stamped_in_nanoseconds_is_a_dead_letter_naming_the_time():
     (letter,) = out.dead_letters
     assert letter.raw == raw
     assert f"timestamp {nanos} is not an epoch-millisecond time (1970 to 2100)" in letter.reason
+
+
+def test_a_metric_name_or_value_that_is_not_utf8_is_a_dead_letter_not_a_crash():
+    """Found by the fuzz (tests/unit/test_fuzz_sparkplug.py): proto2 strings are not checked,
+    so protobuf hands invalid UTF-8 over as bytes, and the host raised a TypeError."""
+    host = _host()
+    _born(host)
+    good = Metric(TEMP.name, TEMP.datatype, 56.0, alias=1, timestamp_ms=5003)
+    raw = encode_payload([Metric("zz", DataType.DOUBLE, 1.0, timestamp_ms=5003), good],
+                         seq=2, timestamp_ms=5003)  # fmt: skip
+    raw = raw.replace(b"zz", b"\xff\xfe")
+    out = host.handle(f"{BASE}/DDATA/{NODE}/{DEVICE}", raw, 99)
+    assert [r.value for r in out.readings] == [56.0]  # the good metric of the payload still lands
+    assert "not UTF-8" in out.dead_letters[0].reason and out.dead_letters[0].raw == raw
+
+
+def test_an_infinite_value_is_a_dead_letter_not_a_reading():
+    """Found by the fuzz: a float overflow (inf) became a reading that bronze then refused."""
+    host = _host()
+    _born(host)
+    out = host.handle(f"{BASE}/DDATA/{NODE}/{DEVICE}", _ddata(2, float("inf")), 99)
+    assert out.readings == []
+    assert "bearing_temperature" in out.dead_letters[0].reason
+    assert "inf" in out.dead_letters[0].reason
