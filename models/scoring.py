@@ -42,7 +42,7 @@ from plantlake.contracts import (
     GOLD_WORK_ORDERS,
     SILVER_MAINTENANCE_EVENTS,
 )
-from plantlake.errors import ContractError, SourceError
+from plantlake.errors import ContractError, PlantlakeError, SourceError
 from plantlake.models.work_orders import (
     OPEN,
     WORK_ORDER_COLUMNS,
@@ -76,13 +76,14 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 _WALL_CLOCK = ("created_at", "updated_at", "alerted_at")
 
 
-def _registry_errors() -> tuple[type[BaseException], ...]:
-    """What an unreachable registry raises: our SourceError from the look-ups, and MLflow's or
-    requests' own errors from a model download."""
+def _cannot_score_now() -> tuple[type[BaseException], ...]:
+    """What stops scoring for now but not the features job: an unreachable registry (our
+    SourceError from the look-ups, MLflow's or requests' own from a model download), or a
+    champion alias on a version promotion did not pass."""
     from mlflow.exceptions import MlflowException
     from requests.exceptions import RequestException
 
-    return SourceError, MlflowException, RequestException
+    return SourceError, UntrustedChampion, MlflowException, RequestException
 
 
 class Champion(NamedTuple):
@@ -163,13 +164,34 @@ def alias_version(settings: Settings, name: str, alias: str):
         ) from exc
 
 
+class UntrustedChampion(PlantlakeError):
+    """The champion alias points at a version `plantlake models promote` did not promote."""
+
+    code = "untrusted-champion"
+
+
+# The tag `promote` sets on the version it promotes (models.promotion); models are pickles, so
+# scoring loads only a version that went through promotion's checks.
+PROMOTED_TAG, PROMOTED = "promotion.decision", "promoted"
+
+
 def champion(settings: Settings, name: str) -> Champion | None:
     """The registered model `name`'s champion version, or None when the model or the alias does
-    not exist (nothing to serve yet). Raises SourceError when the registry cannot be asked."""
+    not exist (nothing to serve yet). Raises SourceError when the registry cannot be asked, and
+    UntrustedChampion when the alias was moved to a version promotion did not pass."""
     version = alias_version(settings, name, CHAMPION)
     if version is None:
         return None
-    return Champion(f"models:/{name}/{version.version}", str(version.version), dict(version.tags))
+    tags = dict(version.tags)
+    if tags.get(PROMOTED_TAG) != PROMOTED:
+        raise UntrustedChampion(
+            f"{name}@{CHAMPION} points at v{version.version}, which `plantlake models promote` "
+            f"did not promote (tag {PROMOTED_TAG} is {tags.get(PROMOTED_TAG)!r}); it is not "
+            "loaded: a model is code.",
+            hint=f"Promote it with `plantlake models promote {name}`, or roll back with "
+            f"`plantlake models rollback {name}`.",
+        )
+    return Champion(f"models:/{name}/{version.version}", str(version.version), tags)
 
 
 def champions(settings: Settings) -> list[Champion]:
@@ -416,8 +438,8 @@ def streaming_scorer(settings: Settings) -> Callable[[DataFrame, int], None]:
 
     The registry is asked once per batch (two small REST calls), so a promotion takes effect on
     the next batch; without any champion the hook does nothing. While the registry cannot be
-    reached the hook skips, saying why, and the features job goes on; the first batch after it
-    answers again (and the first batch of every run) scores every gold.features row the
+    reached, or a champion alias points at a version promotion did not pass, the hook skips,
+    saying why, and the features job goes on; the first batch after that is cured (and the first batch of every run) scores every gold.features row the
     champions have not scored, so nothing skipped stays unscored.
     """
     app_ids: dict[str, str] = {}
@@ -439,10 +461,10 @@ def streaming_scorer(settings: Settings) -> Callable[[DataFrame, int], None]:
             summary = score_and_act(
                 settings, work, spark=spark, scoring_mode=STREAM, txn=(app_ids[checkpoint], batch_id)
             )  # fmt: skip
-        except _registry_errors() as exc:
+        except _cannot_score_now() as exc:
             behind[0] = True
-            print(f"scoring: batch {batch_id} skipped, its rows are scored once the model "
-                  f"registry answers again: {_first_line(exc)}", flush=True)  # fmt: skip
+            print(f"scoring: batch {batch_id} skipped, its rows are scored once the champions "
+                  f"can be loaded again: {_first_line(exc)}", flush=True)  # fmt: skip
             return
         caught_up = " (caught up on rows skipped before)" if behind[0] else ""
         behind[0] = False

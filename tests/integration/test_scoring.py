@@ -87,7 +87,9 @@ def register_champion(settings, name: str) -> str:
         )  # fmt: skip
     version = str(info.registered_model_version)
     client = MlflowClient()
-    tags = {"kind": "failure", "alert_threshold": repr(THRESHOLD), "horizon_hours": "24.0"}
+    # What `plantlake models promote` sets; scoring loads no champion without it.
+    tags = {"kind": "failure", "alert_threshold": repr(THRESHOLD), "horizon_hours": "24.0",
+            "promotion.decision": "promoted"}  # fmt: skip
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return version
@@ -302,5 +304,35 @@ def test_scoring_skips_while_the_registry_is_down_and_catches_up_after(
         ]  # fmt: skip
     finally:
         outage.cut()
+        if client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.delete_registered_model(name)
+
+
+def test_a_champion_promotion_did_not_pass_is_not_loaded(isolated_kafka, spark, capsys):
+    """Issue 13.9: models are pickles, so scoring refuses a version that `promote` did not tag,
+    whoever moved the alias onto it; the features job's hook skips rather than fails."""
+    from mlflow.tracking import MlflowClient
+
+    from plantlake.models.scoring import UntrustedChampion, champion, streaming_scorer
+
+    run = uuid.uuid4().hex[:8]
+    settings = isolated_kafka.model_copy(
+        update={"models": isolated_kafka.models.model_copy(update={
+            "failure_model": f"test-failure-{run}", "anomaly_model": f"test-anomaly-{run}"})}
+    )  # fmt: skip
+    name = settings.models.failure_model
+    client = MlflowClient(tracking_uri=settings.mlflow.uri)
+    try:
+        version = register_champion(settings, name)
+        client.delete_model_version_tag(name, version, "promotion.decision")
+        client.set_registered_model_alias(name, "champion", version)
+        with pytest.raises(UntrustedChampion, match="did not promote") as refused:
+            champion(settings, name)
+        assert refused.value.code == "untrusted-champion"
+        rows = as_gold(spark, feature_rows(PUMP, range(2)))
+        streaming_scorer(settings)(rows, 0)  # skipped, not raised
+        assert "batch 0 skipped" in capsys.readouterr().out
+        assert not DeltaTable.isDeltaTable(spark, GOLD_PREDICTIONS.path(settings.lake))
+    finally:
         if client.search_registered_models(filter_string=f"name = '{name}'"):
             client.delete_registered_model(name)
