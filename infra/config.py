@@ -169,6 +169,12 @@ class OpcUaSettings(_Section):
     username: str = "plantlake-edge"
     password: SecretStr = SecretStr("")
     sampling_interval_ms: int = 500
+    server_certificate: Path | None = Field(
+        None,
+        description="The server's certificate (DER or PEM) to trust; no credential goes to a "
+        "server that presents another. Default: the one offered on the first connection, "
+        "pinned under $PLANTLAKE_HOME/pki/opcua-trusted.",
+    )
     max_backfill_minutes: float = Field(
         60.0, gt=0,
         description="How much source time the edge reads back from the server's history after "

@@ -383,3 +383,30 @@ def test_a_gap_older_than_the_backfill_limit_is_reported_not_hidden(tmp_path):
     gaps = [e for e in second.events if e.kind is LifecycleKind.DATA_GAP]
     assert {e.asset for e in gaps} == {a.path for a in ASSETS}
     assert "not backfilled" in gaps[0].detail and "backfill limit" in gaps[0].detail
+
+
+def test_a_server_with_another_certificate_gets_no_credentials(tmp_path, monkeypatch):
+    """Issue 13.9: the client pins the server's certificate (on first use, or as configured) and
+    refuses a server presenting another before it sends the password: a man in the middle on
+    the endpoint learns nothing."""
+    from plantlake.ingest.simulator import opcua_server
+
+    logins = []
+    real = opcua_server._PasswordUsers.get_user
+
+    def recording(self, iserver, username=None, password=None, certificate=None):
+        logins.append(username)
+        return real(self, iserver, username, password, certificate)
+
+    monkeypatch.setattr(opcua_server._PasswordUsers, "get_user", recording)
+    settings = _settings(tmp_path / "plant")
+    with _ServerThread(settings):
+        assert asyncio.run(_browse(settings.opcua, settings.pki))  # pins the real one
+    assert logins  # the real server saw the login
+    logins.clear()
+    # The rogue: same endpoint and password, its own key pair.
+    rogue = settings.model_copy(update={"home": tmp_path / "rogue"})
+    with _ServerThread(rogue), pytest.raises(SourceError, match="presented certificate") as refused:
+        asyncio.run(_browse(settings.opcua, settings.pki))
+    assert logins == []  # no credentials reached it
+    assert "opcua.server_certificate" in str(refused.value)
