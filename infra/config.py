@@ -13,7 +13,7 @@ import json
 import os
 import secrets as _secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -58,6 +58,35 @@ class KafkaSettings(_Section):
     managed: bool = Field(True, description="Run a local broker with `plantlake up`.")
     controller_port: int = 9093
     heap: str = "512m"
+    # TLS for a site's broker; off for the loopback one `plantlake up` runs.
+    security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    ssl_ca: Path | None = Field(None, description="PEM of the CA that signed the brokers.")
+    ssl_certificate: Path | None = Field(
+        None, description="PEM client certificate, when brokers ask for one (edge and hot path)."
+    )
+    ssl_key: Path | None = Field(None, description="PEM key of ssl_certificate.")
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings every plantlake Kafka client starts from (edge, hot path, admin)."""
+        conf = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol == "SSL":
+            conf["security.protocol"] = "SSL"
+            files = {"ssl.ca.location": self.ssl_ca, "ssl.certificate.location":
+                     self.ssl_certificate, "ssl.key.location": self.ssl_key}  # fmt: skip
+            conf |= {key: str(path) for key, path in files.items() if path is not None}
+        return conf
+
+    def spark_options(self) -> dict[str, str]:
+        """The same for Spark's Kafka source (Java client options, prefixed `kafka.`). The Java
+        client reads the CA as a PEM trust store; client certificates are for the Python
+        clients only (a Spark job that needs one gets it through spark-submit's own options)."""
+        options = {"kafka.bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol == "SSL":
+            options["kafka.security.protocol"] = "SSL"
+            if self.ssl_ca is not None:
+                options |= {"kafka.ssl.truststore.type": "PEM",
+                            "kafka.ssl.truststore.location": str(self.ssl_ca)}  # fmt: skip
+        return options
 
 
 class S3Settings(_Section):
@@ -95,6 +124,21 @@ class MqttSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 1883
     managed: bool = True
+    # TLS for a site's broker; off for the loopback one `plantlake up` runs.
+    tls: bool = Field(False, description="Connect with TLS (verifying the broker's certificate).")
+    tls_ca: Path | None = Field(None, description="PEM of the broker's CA; default: the system's.")
+    tls_certificate: Path | None = Field(None, description="PEM client certificate, if required.")
+    tls_key: Path | None = Field(None, description="PEM key of tls_certificate.")
+
+    def use_tls(self, client) -> None:
+        """Turn on TLS on a paho client, when configured (before it connects)."""
+        if self.tls:
+            client.tls_set(
+                ca_certs=str(self.tls_ca) if self.tls_ca else None,
+                certfile=str(self.tls_certificate) if self.tls_certificate else None,
+                keyfile=str(self.tls_key) if self.tls_key else None,
+            )
+
     host_app_id: str = Field("plantlake-host", pattern=MQTT_NAME_PATTERN)
     host_username: str = Field("plantlake-host", pattern=MQTT_NAME_PATTERN)
     host_password: SecretStr = SecretStr("")

@@ -11,8 +11,7 @@ from plantlake.errors import SinkError
 
 
 def producer_config(kafka: KafkaSettings) -> dict:
-    return {
-        "bootstrap.servers": kafka.bootstrap_servers,
+    return kafka.client_config() | {
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "zstd",

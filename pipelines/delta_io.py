@@ -18,7 +18,7 @@ def read_kafka_stream(spark: SparkSession, settings: Settings, topic: str, *, ma
     """A streaming DataFrame over one Kafka topic, from its earliest retained offset."""
     return (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .options(**settings.kafka.spark_options())
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", max_per_trigger)

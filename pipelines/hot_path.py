@@ -93,8 +93,7 @@ class HotPathStats:
 
 
 def _consumer_config(settings: Settings, group_id: str) -> dict:
-    return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+    return settings.kafka.client_config() | {
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -293,9 +292,8 @@ class HotPath:
         consumer = Consumer(conf)
         lifecycle = Consumer(_consumer_config(self.settings, f"{self.options.group_id}-lifecycle")
                              | {"enable.partition.eof": True})  # fmt: skip
-        self._producer = Producer({
-            "bootstrap.servers": self.settings.kafka.bootstrap_servers, "linger.ms": 5,
-            "compression.type": "zstd", "enable.idempotence": True, "acks": "all",
+        self._producer = Producer(self.settings.kafka.client_config() | {
+            "linger.ms": 5, "compression.type": "zstd", "enable.idempotence": True, "acks": "all",
         })  # fmt: skip
         try:
             try:

@@ -59,7 +59,7 @@ def admin_client(settings: Settings):
     from confluent_kafka.admin import AdminClient
 
     # librdkafka logs every failed connection to stderr; route it to Python logging instead.
-    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, "logger": _LOGGER})
+    return AdminClient(settings.kafka.client_config() | {"logger": _LOGGER})
 
 
 def host_port(bootstrap: str) -> tuple[str, int]:

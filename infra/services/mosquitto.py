@@ -161,6 +161,7 @@ class MosquittoService(Service):
             protocol=mqtt_client.MQTTv5,
         )
         client.username_pw_set(mqtt.host_username, mqtt.host_password.get_secret_value())
+        mqtt.use_tls(client)
         try:
             client.connect(mqtt.host, mqtt.port, keepalive=5)
             result = {}

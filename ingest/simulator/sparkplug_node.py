@@ -95,6 +95,7 @@ class SimulatedEdgeNode:
         self._client.username_pw_set(
             node.edge_node_id, password.get_secret_value() if password else None
         )
+        mqtt_settings.use_tls(self._client)
         self._client.reconnect_delay_set(1, 5)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -87,6 +87,7 @@ class HostClient:
         self._client.username_pw_set(
             mqtt_settings.host_username, mqtt_settings.host_password.get_secret_value()
         )
+        mqtt_settings.use_tls(self._client)
         self._client.reconnect_delay_set(1, 10)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe

@@ -127,3 +127,82 @@ def test_broker_passwords_are_hashed_without_passing_through_a_command_line(
     assert all(line.split(":", 1)[1].startswith("$7$") for line in lines)  # PBKDF2-SHA512
     assert not any(p in passwd.read_text() for p in passwords)
     assert passwd.stat().st_mode & 0o777 == 0o600
+
+
+def _tls_files(folder, *, name: str):
+    """A CA and a server certificate for 127.0.0.1 signed by it (PEM files in `folder`)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def pem_key(key):
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())  # fmt: skip
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    server = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+              .issuer_name(ca_name).public_key(key.public_key())
+              .serial_number(x509.random_serial_number())
+              .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+              .add_extension(x509.SubjectAlternativeName(
+                  [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+              .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(pem_key(key))
+    return files
+
+
+def test_the_host_connects_to_a_tls_broker_and_checks_its_certificate(settings, tmp_path):
+    """Issue 13.9: `mqtt.tls` for a site whose broker speaks TLS: the host verifies the broker
+    against `mqtt.tls_ca`, and refuses a broker its CA did not sign."""
+    import getpass
+    import shutil
+    import subprocess
+    import threading
+
+    from plantlake.ingest.edge import MemorySink
+    from plantlake.ingest.sparkplug.host_client import HostClient
+    from tests.integration.test_edge_forwarding import _free_port
+
+    good, other = (
+        _tls_files(tmp_path / "good", name="site"),
+        _tls_files(tmp_path / "other", name="x"),
+    )
+    port = _free_port()
+    conf = tmp_path / "mosquitto.conf"
+    # `user`: as root, mosquitto would drop to a user who cannot read the test's folder.
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+                    f"certfile {good['cert']}\nkeyfile {good['key']}\n")  # fmt: skip
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    with (tmp_path / "broker.log").open("w") as log:
+        broker = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
+    try:
+        for ca, expect_online in ((good["ca"], True), (other["ca"], False)):
+            site = settings.mqtt.model_copy(update={"port": port, "tls": True, "tls_ca": ca})
+            host = HostClient(site, MemorySink(), client_id=f"tls-{uuid.uuid4().hex[:6]}")
+            stop = threading.Event()
+            thread = threading.Thread(target=host.run, args=(stop,), daemon=True)
+            thread.start()
+            try:
+                assert host.online.wait(10 if expect_online else 4) is expect_online, ca
+            finally:
+                stop.set()
+                thread.join(10)
+    finally:
+        broker.terminate()
+        broker.wait(10)

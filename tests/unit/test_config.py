@@ -124,3 +124,28 @@ def test_user_credentials_are_not_replaced(home, monkeypatch):
     assert "PLANTLAKE_S3__ACCESS_KEY" not in values
     assert "PLANTLAKE_S3__SECRET_KEY" not in values
     assert "PLANTLAKE_MQTT__HOST_PASSWORD" in values
+
+
+def test_kafka_tls_reaches_every_client_and_is_off_by_default(tmp_path):
+    from plantlake.config import KafkaSettings
+
+    plain = KafkaSettings()
+    assert plain.client_config() == {"bootstrap.servers": "127.0.0.1:9092"}
+    assert plain.spark_options() == {"kafka.bootstrap.servers": "127.0.0.1:9092"}
+    site = KafkaSettings(bootstrap_servers="kafka.site:9093", security_protocol="SSL",
+                         ssl_ca=tmp_path / "ca.pem", ssl_certificate=tmp_path / "c.pem",
+                         ssl_key=tmp_path / "c.key")  # fmt: skip
+    assert site.client_config() == {
+        "bootstrap.servers": "kafka.site:9093", "security.protocol": "SSL",
+        "ssl.ca.location": str(tmp_path / "ca.pem"),
+        "ssl.certificate.location": str(tmp_path / "c.pem"),
+        "ssl.key.location": str(tmp_path / "c.key"),
+    }  # fmt: skip
+    assert site.spark_options() == {
+        "kafka.bootstrap.servers": "kafka.site:9093", "kafka.security.protocol": "SSL",
+        "kafka.ssl.truststore.type": "PEM", "kafka.ssl.truststore.location": str(tmp_path / "ca.pem"),
+    }  # fmt: skip
+    # Every producer and consumer plantlake makes starts from client_config.
+    from plantlake.ingest.kafka_sink import producer_config
+
+    assert producer_config(site)["security.protocol"] == "SSL"
