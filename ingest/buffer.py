@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plantlake.errors import SinkError
+from plantlake.ingest.buffer_codec import decode_batch, encode_batch
 
 SHRINK_EVERY_S = 5.0
 
@@ -63,9 +64,11 @@ class Outbox:
             # (not necessarily a power cut), at a fraction of the cost of a full fsync per batch.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # One row per append (see buffer_codec): records first_seq .. first_seq + count - 1.
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " topic TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, created_ms INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS batch (first_seq INTEGER PRIMARY KEY,"
+                " count INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+                " sheddable INTEGER NOT NULL, topics TEXT NOT NULL, body BLOB NOT NULL)"
             )
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
             # Per sensor, the newest source time the edge process handled (OPC-UA backfills a
@@ -82,9 +85,53 @@ class Outbox:
             ).fetchone()[0]
             self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
             self._shrunk = 0.0
+            self._migrate_record_rows()
         except sqlite3.Error as exc:
             raise SinkError(f"Edge buffer {path} cannot be opened: {exc}.",
                             hint="Check the disk and the permissions of the buffer folder.") from exc  # fmt: skip
+
+    def _meta_int(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _set_meta(self, name: str, value: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(value)))
+
+    def _insert(self, rows: Sequence[tuple[str, bytes, bytes]], now: int) -> None:
+        """Inside a transaction: store rows as the next batch, numbering its records on."""
+        first = max(self._meta_int("next_seq"), 1)
+        topics, body = encode_batch(rows)
+        sheddable = all(t in self._sheddable for t, _, _ in rows) if self._sheddable else False
+        self._db.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?)",
+                         (first, len(rows), now, sheddable, topics, body))  # fmt: skip
+        self._set_meta("next_seq", first + len(rows))
+
+    def _migrate_record_rows(self) -> None:
+        """Files of the one-row-per-record layout: their waiting records become one batch with
+        the same sequence numbers (the dedup identity downstream), and the old table goes."""
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='outbox'"
+        ).fetchone()  # fmt: skip
+        if not exists:
+            return
+        self._db.execute("BEGIN")
+        rows = self._db.execute(
+            "SELECT seq, topic, key, value, created_ms FROM outbox ORDER BY seq"
+        ).fetchall()  # fmt: skip
+        last = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'").fetchone()
+        self._set_meta("next_seq", max(self._meta_int("next_seq"), (last[0] if last else 0) + 1))
+        start = 0
+        while start < len(rows):  # contiguous runs keep their numbers
+            end = start + 1
+            while end < len(rows) and rows[end][0] == rows[end - 1][0] + 1:
+                end += 1
+            run = rows[start:end]
+            topics, body = encode_batch([(t, k, v) for _, t, k, v, _ in run])
+            self._db.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?)",
+                             (run[0][0], len(run), run[0][4], False, topics, body))  # fmt: skip
+            start = end
+        self._db.execute("DROP TABLE outbox")
+        self._db.execute("COMMIT")
 
     def append(self, rows: Sequence[tuple[str, bytes, bytes]]) -> Shed | None:
         """Store (topic, key, value) rows durably, in order. Returns what was shed to make room,
@@ -95,10 +142,7 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT INTO outbox (topic, key, value, created_ms) VALUES (?, ?, ?, ?)",
-                    [(t, k, v, now) for t, k, v in rows],
-                )
+                self._insert(rows, now)
                 shed = self._shed() if self.max_bytes is not None else None
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -112,43 +156,46 @@ class Outbox:
         return (pages - free) * self._page_size
 
     def _shed(self) -> Shed | None:
-        """Inside append's transaction: drop the oldest sheddable records until the buffer is
-        a tenth under its cap (so shedding happens in steps, not on every append)."""
-        if self._used_bytes() <= self.max_bytes or not self._sheddable:
+        """Inside append's transaction: drop the oldest batches of sheddable records, none of
+        them partly sent, until the buffer is a tenth under its cap (so shedding happens in
+        steps, not on every append)."""
+        if self._used_bytes() <= self.max_bytes:
             return None
-        marks = ",".join("?" * len(self._sheddable))
+        acked = self._meta_int("acked")
         total, first, last = 0, None, None
         while self._used_bytes() > self.max_bytes * 0.9:
-            # Record sizes vary; drop by the average until under the mark.
-            count, size = self._db.execute(
-                f"SELECT COUNT(*), SUM(length(key) + length(value) + 40) FROM outbox"
-                f" WHERE topic IN ({marks})", self._sheddable,
+            oldest = self._db.execute(
+                "SELECT first_seq, count, created_ms FROM batch WHERE sheddable AND first_seq > ?"
+                " ORDER BY first_seq LIMIT 1", (acked,),
             ).fetchone()  # fmt: skip
-            if not count:
+            if oldest is None:
                 break
-            excess = self._used_bytes() - self.max_bytes * 0.9
-            n = max(1, min(count, int(excess / (size / count)) + 1))
-            a, b, dropped = self._db.execute(
-                f"SELECT MIN(created_ms), MAX(created_ms), COUNT(*) FROM (SELECT created_ms FROM"
-                f" outbox WHERE topic IN ({marks}) ORDER BY seq LIMIT ?)", (*self._sheddable, n),
-            ).fetchone()  # fmt: skip
-            self._db.execute(
-                f"DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE topic IN ({marks})"
-                f" ORDER BY seq LIMIT ?)", (*self._sheddable, n),
-            )  # fmt: skip
-            total += dropped
-            first = a if first is None else first
-            last = b
+            seq, count, created = oldest
+            self._db.execute("DELETE FROM batch WHERE first_seq = ?", (seq,))
+            total += count
+            first = created if first is None else first
+            last = created
         return Shed(total, first, last) if total else None
 
     def peek(self, limit: int) -> list[Entry]:
-        """The oldest `limit` entries, in the order they were appended."""
+        """The oldest `limit` entries not yet acknowledged, in the order they were appended."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, topic, key, value, created_ms FROM outbox ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [Entry(*row) for row in rows]
+            acked = self._meta_int("acked")
+            cursor = self._db.execute(
+                "SELECT first_seq, count, created_ms, topics, body FROM batch"
+                " WHERE first_seq + count > ? ORDER BY first_seq", (acked + 1,),
+            )  # fmt: skip
+            out: list[Entry] = []
+            for first, count, created, topics, body in cursor:
+                records = decode_batch(topics, body, count)
+                skip = max(0, acked + 1 - first)
+                for i in range(skip, count):
+                    topic, key, value = records[i]
+                    out.append(Entry(first + i, topic, key, value, created))
+                    if len(out) == limit:
+                        cursor.close()
+                        return out
+        return out
 
     def ack(self, upto_seq: int, *, replace: Sequence[tuple[str, bytes, bytes]] = ()) -> None:
         """Forget every entry up to and including `upto_seq` (Kafka has them), and in the same
@@ -157,11 +204,11 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN")
-                self._db.execute("DELETE FROM outbox WHERE seq <= ?", (upto_seq,))
-                self._db.executemany(
-                    "INSERT INTO outbox (topic, key, value, created_ms) VALUES (?, ?, ?, ?)",
-                    [(t, k, v, now) for t, k, v in replace],
-                )
+                acked = max(self._meta_int("acked"), upto_seq)
+                self._set_meta("acked", acked)
+                self._db.execute("DELETE FROM batch WHERE first_seq + count - 1 <= ?", (acked,))
+                if replace:
+                    self._insert(replace, now)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")
@@ -172,7 +219,7 @@ class Outbox:
                 self._shrink()
 
     def _drained(self) -> bool:
-        return self._db.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is None
+        return self._db.execute("SELECT 1 FROM batch LIMIT 1").fetchone() is None
 
     def _shrink(self) -> None:
         """Free pages back to the file system, the write-ahead log truncated."""
@@ -214,10 +261,13 @@ class Outbox:
     def pending(self) -> tuple[int, int | None]:
         """How many entries wait, and the creation time of the oldest."""
         with self._lock:
-            count, oldest = self._db.execute(
-                "SELECT COUNT(*), MIN(created_ms) FROM outbox"
-            ).fetchone()
-        return count, oldest
+            total, oldest, first = self._db.execute(
+                "SELECT SUM(count), MIN(created_ms), MIN(first_seq) FROM batch"
+            ).fetchone()  # fmt: skip
+            if not total:
+                return 0, None
+            acked_in_first = max(0, self._meta_int("acked") + 1 - first)
+        return total - acked_in_first, oldest
 
     def close(self) -> None:
         with self._lock:

@@ -79,6 +79,9 @@ class Forwarder:
         self._dead_letter_topic = topic("dead_letter").name(kafka.topic_prefix)
         self._conf = producer_config(kafka) | {
             "message.timeout.ms": 0,  # never: see the module docstring
+            # Only failures call back into Python: a callback per delivered record cost more
+            # than producing it. Success is read from flush() reaching zero.
+            "delivery.report.only.error": True,
             "logger": log,
             "error_cb": self._on_error,
         }

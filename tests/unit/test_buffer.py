@@ -128,3 +128,37 @@ def test_watermarks_survive_reopening_and_never_move_back(tmp_path):
     box.save_watermarks({("a", "t"): 1000})  # older: ignored
     box.close()
     assert Outbox(tmp_path / "b.sqlite").load_watermarks() == {("a", "t"): 2000, ("a", "p"): 500}
+
+
+def test_a_buffer_of_the_record_per_row_layout_keeps_its_records_and_their_numbers(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+               " key BLOB NOT NULL, value BLOB NOT NULL, created_ms INTEGER NOT NULL)")  # fmt: skip
+    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
+    db.execute("INSERT INTO meta VALUES ('instance', 'old-edge')")
+    db.executemany("INSERT INTO outbox (topic, key, value, created_ms) VALUES (?, ?, ?, 5)",
+                   [("t", b"k", str(i).encode()) for i in range(10)])  # fmt: skip
+    db.execute("DELETE FROM outbox WHERE seq <= 4")  # sent before the upgrade
+    db.commit()
+    db.close()
+    box = Outbox(path)
+    assert box.instance == "old-edge"
+    assert [(e.seq, e.value) for e in box.peek(100)] == [
+        (i + 1, str(i).encode()) for i in range(4, 10)
+    ]
+    box.append([("t", b"k", b"new")])
+    assert box.peek(100)[-1].seq == 11  # numbering goes on after the old records
+    assert box.pending()[0] == 7
+
+
+def test_a_partly_acknowledged_batch_resumes_after_the_acknowledged_part(tmp_path):
+    box = Outbox(tmp_path / "b.sqlite")
+    box.append([("t", b"k", str(i).encode()) for i in range(10)])
+    box.ack(box.peek(4)[-1].seq)
+    assert [e.value for e in box.peek(3)] == [b"4", b"5", b"6"]
+    assert box.pending()[0] == 6
+    box.close()
+    assert [e.value for e in Outbox(tmp_path / "b.sqlite").peek(100)][0] == b"4"  # kept on disk
