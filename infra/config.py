@@ -235,6 +235,11 @@ class EdgeSettings(_Section):
     """Edge processes: the store-and-forward buffer and the filter configuration."""
 
     buffer_dir: Path | None = Field(None, description="Default: $PLANTLAKE_HOME/edge-buffer.")
+    forwarder: Literal["process", "thread"] = Field(
+        "process",
+        description="Run each edge process's forwarder as a child process (a core of its own) "
+        "or as a thread of it.",
+    )
     buffer_max_mb: float = Field(
         2048.0,
         gt=0,

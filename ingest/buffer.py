@@ -57,6 +57,9 @@ class Outbox:
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             path.chmod(0o600)  # buffered readings are plant data; SQLite's side files follow
+            # The forwarder may run in a process of its own: a writer waits for the other's
+            # transaction (all write transactions start IMMEDIATE, so none fails on a stale read).
+            self._db.execute("PRAGMA busy_timeout=10000")
             # Set before the first table exists (a no-op on older files): deleted pages can be
             # handed back to the file system once the buffer has drained.
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -114,7 +117,7 @@ class Outbox:
         ).fetchone()  # fmt: skip
         if not exists:
             return
-        self._db.execute("BEGIN")
+        self._db.execute("BEGIN IMMEDIATE")
         rows = self._db.execute(
             "SELECT seq, topic, key, value, created_ms FROM outbox ORDER BY seq"
         ).fetchall()  # fmt: skip
@@ -141,7 +144,7 @@ class Outbox:
         now = int(time.time() * 1000)
         with self._lock:
             try:
-                self._db.execute("BEGIN")
+                self._db.execute("BEGIN IMMEDIATE")
                 self._insert(rows, now)
                 shed = self._shed() if self.max_bytes is not None else None
                 self._db.execute("COMMIT")
@@ -203,7 +206,7 @@ class Outbox:
         now = int(time.time() * 1000)
         with self._lock:
             try:
-                self._db.execute("BEGIN")
+                self._db.execute("BEGIN IMMEDIATE")
                 acked = max(self._meta_int("acked"), upto_seq)
                 self._set_meta("acked", acked)
                 self._db.execute("DELETE FROM batch WHERE first_seq + count - 1 <= ?", (acked,))
@@ -244,7 +247,7 @@ class Outbox:
             return
         with self._lock:
             try:
-                self._db.execute("BEGIN")
+                self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
                     "INSERT INTO watermark VALUES (?, ?, ?) ON CONFLICT (asset, sensor) DO UPDATE"
                     " SET event_time_ms = excluded.event_time_ms"

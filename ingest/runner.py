@@ -16,6 +16,7 @@ from plantlake.ingest.buffered_sink import BufferedSink, sheddable_topics
 from plantlake.ingest.edge_filter import EdgeFilter
 from plantlake.ingest.filters import load_filter_config
 from plantlake.ingest.forwarder import Forwarder
+from plantlake.ingest.forwarder_process import ForwarderProcess
 
 Source = Callable[[BufferedSink, threading.Event], None]
 
@@ -37,12 +38,7 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
                     sheddable=sheddable_topics(prefix))  # fmt: skip
     edge_filter = EdgeFilter(load_filter_config(settings.edge.filters))
     sink = BufferedSink(outbox, topic_prefix=prefix, edge_filter=edge_filter, node=name)
-    forwarder = Forwarder(outbox, settings.kafka, node=name)
-    forward_stop = threading.Event()
-    forwarding = threading.Thread(
-        target=forwarder.run, args=(forward_stop,), name="forwarder", daemon=True
-    )
-    forwarding.start()
+    forwarder = _start_forwarder(settings, name, outbox)
     if threading.current_thread() is threading.main_thread():
         # Explicit handlers: a background job may have inherited SIGINT as ignored.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,10 +55,9 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
         stop.set()
         # Give the forwarder a moment to drain; whatever remains waits in the buffer.
         deadline = time.monotonic() + 10
-        while outbox.pending()[0] and time.monotonic() < deadline and forwarding.is_alive():
+        while outbox.pending()[0] and time.monotonic() < deadline and forwarder.alive:
             time.sleep(0.1)
-        forward_stop.set()
-        forwarding.join(timeout=15)
+        forwarder.stop()
         left, _ = outbox.pending()
         s = forwarder.stats
         extra = "".join((
@@ -72,6 +67,40 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
         console.print(f"{name}: stopped; {s.sent} records sent to Kafka{extra}, "
                       f"{left} kept in the buffer")  # fmt: skip
         outbox.close()
+
+
+class _ForwarderThread:
+    """The forwarder as a thread of the edge process (edge.forwarder = "thread")."""
+
+    def __init__(self, forwarder: Forwarder):
+        self._forwarder, self._stop = forwarder, threading.Event()
+        self._thread = threading.Thread(target=forwarder.run, args=(self._stop,),
+                                        name="forwarder", daemon=True)  # fmt: skip
+        self._thread.start()
+
+    @property
+    def stats(self):
+        return self._forwarder.stats
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def _start_forwarder(settings: Settings, name: str, outbox: Outbox):
+    """The edge process's forwarder, in a child process or a thread (edge.forwarder)."""
+    if settings.edge.forwarder == "thread":
+        return _ForwarderThread(Forwarder(outbox, settings.kafka, node=name))
+    status = settings.home / "run" / f"forwarder-{name}.json"
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.unlink(missing_ok=True)
+    process = ForwarderProcess(outbox.path, settings.kafka, node=name, status=status)
+    process.start()
+    return process
 
 
 def _report(name, outbox, forwarder, edge_filter, console, stop, every) -> None:

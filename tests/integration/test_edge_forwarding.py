@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import orjson
 import pytest
@@ -228,3 +229,88 @@ def test_sigkill_of_the_edge_process_loses_nothing_the_buffer_acknowledged(broke
 
     sequences = _by_identity(_consume(kafka, topic("telemetry").name("edge"), last + 500))["p/l/a"]
     assert sequences[: last + 1] == list(range(last + 1))  # everything acknowledged, once, in order
+
+
+_EDGE_SCRIPT = """
+import sys, time
+from plantlake.config import Settings, KafkaSettings, EdgeSettings
+from plantlake.ingest.records import Quality, Reading
+from plantlake.ingest.runner import run_edge
+from rich.console import Console
+
+home, servers, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+settings = Settings(home=home, kafka=KafkaSettings(bootstrap_servers=servers, topic_prefix="edge"),
+                    edge=EdgeSettings(forwarder="process"))
+
+def source(sink, stop):
+    i = start
+    while not stop.is_set():
+        sink.readings([Reading("p/l/a", "t", float(j), "degC", Quality.GOOD, j, j, "t", "n", sequence=j)
+                       for j in range(i, i + 100)])
+        i += 100
+        print(i, flush=True)
+        time.sleep(0.01)
+
+run_edge(settings, "proc-test", source, Console(stderr=True), report_every_s=1)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of `pid` (from /proc; a zombie child no longer counts)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_forwarder_process_dies_with_its_edge_process_and_nothing_is_lost(broker, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    servers = broker.settings.kafka.bootstrap_servers
+    home = tmp_path / "home"
+
+    def edge(start: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", _EDGE_SCRIPT, str(home), servers, str(start)],
+                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+    started = []
+    try:
+        first = edge(0)
+        started.append(first)
+        last = 0
+        for line in first.stdout:
+            last = int(line)
+            if last >= 20_000:
+                break
+        (child,) = _children(first.pid)
+        assert b"forwarder_process" in Path(f"/proc/{child}/cmdline").read_bytes()
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{child}").exists()  # gone with its parent, not orphaned
+        second = edge(last)
+        started.append(second)
+        for line in second.stdout:
+            if int(line) >= last + 5_000:
+                break
+        second.send_signal(signal.SIGTERM)  # a clean stop drains the buffer first
+        assert second.wait(timeout=60) == 0
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    per_asset = _by_identity(_consume(broker.settings.kafka, topic("telemetry").name("edge"),
+                                      last + 5_000))  # fmt: skip
+    sequences = per_asset["p/l/a"]
+    assert sorted(set(sequences)) == list(range(len(set(sequences))))  # no hole
+    assert len(set(sequences)) >= last + 5_000
