@@ -31,10 +31,14 @@ log = logging.getLogger("plantlake.forwarder")
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent goes, however it goes (kill -9)."""
+def _die_with(parent: int) -> None:
+    """In the child: SIGTERM when the parent goes, however it goes (kill -9). Set here rather
+    than in a preexec_fn, which is unsafe in a threaded parent; if the parent is already gone,
+    exit at once."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(0)
 
 
 class ForwarderProcess:
@@ -53,8 +57,9 @@ class ForwarderProcess:
     def _spawn(self) -> None:
         command = [sys.executable, "-m", "plantlake.ingest.forwarder_process",
                    "--buffer", str(self.buffer), "--node", self.node,
-                   "--kafka", self.kafka.model_dump_json(), "--status", str(self.status)]  # fmt: skip
-        self._proc = subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                   "--kafka", self.kafka.model_dump_json(), "--status", str(self.status),
+                   "--parent", str(os.getpid())]  # fmt: skip
+        self._proc = subprocess.Popen(command)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -107,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--node", required=True)
     parser.add_argument("--kafka", required=True, help="KafkaSettings as JSON")
     parser.add_argument("--status", type=Path, required=True, help="JSON counters, every second")
+    parser.add_argument("--parent", type=int, help="exit when this process does")
     args = parser.parse_args(argv)
+    if args.parent:
+        _die_with(args.parent)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
