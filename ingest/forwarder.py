@@ -45,7 +45,7 @@ DEAD_LETTER_PAYLOAD_BYTES = 4096
 class ForwarderStats:
     sent: int = 0
     dead_letters: int = 0
-    resent: int = 0  # records sent again after a fatal producer error (possible duplicates)
+    resent: int = 0  # records to go again that Kafka may have (a fatal error, a stop mid-batch)
     producers: int = 0  # producers made (more than one: fatal errors were recovered from)
     failed_batches: int = 0
     last_error: str | None = None

@@ -62,7 +62,7 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
         s = forwarder.stats
         extra = "".join((
             f", {s.dead_letters} refused by Kafka and kept as dead letters" if s.dead_letters else "",
-            f", {s.resent} sent again after a producer error (possible duplicates)" if s.resent else "",
+            f", {s.resent} to go again that Kafka may already have" if s.resent else "",
         ))  # fmt: skip
         console.print(f"{name}: stopped; {s.sent} records sent to Kafka{extra}, "
                       f"{left} kept in the buffer")  # fmt: skip
