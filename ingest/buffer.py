@@ -12,6 +12,7 @@ what it shed so the caller can say so downstream. Once drained, the file gives i
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -93,6 +94,18 @@ class Outbox:
             raise SinkError(f"Edge buffer {path} cannot be opened: {exc}.",
                             hint="Check the disk and the permissions of the buffer folder.") from exc  # fmt: skip
 
+    @contextlib.contextmanager
+    def _write(self, what: str):
+        """One write transaction (IMMEDIATE: it takes the write lock before it reads, so it
+        never fails on a stale read), rolled back on an SQLite error, reported as SinkError."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            raise SinkError(f"Edge buffer {self.path}: {what} failed: {exc}.") from exc
+
     def _meta_int(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
@@ -117,24 +130,27 @@ class Outbox:
         ).fetchone()  # fmt: skip
         if not exists:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        rows = self._db.execute(
-            "SELECT seq, topic, key, value, created_ms FROM outbox ORDER BY seq"
-        ).fetchall()  # fmt: skip
-        last = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'").fetchone()
-        self._set_meta("next_seq", max(self._meta_int("next_seq"), (last[0] if last else 0) + 1))
-        start = 0
-        while start < len(rows):  # contiguous runs keep their numbers
-            end = start + 1
-            while end < len(rows) and rows[end][0] == rows[end - 1][0] + 1:
-                end += 1
-            run = rows[start:end]
-            topics, body = encode_batch([(t, k, v) for _, t, k, v, _ in run])
-            self._db.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?)",
-                             (run[0][0], len(run), run[0][4], False, topics, body))  # fmt: skip
-            start = end
-        self._db.execute("DROP TABLE outbox")
-        self._db.execute("COMMIT")
+        with self._write("migrating the buffer to one row per batch"):
+            rows = self._db.execute(
+                "SELECT seq, topic, key, value, created_ms FROM outbox ORDER BY seq"
+            ).fetchall()  # fmt: skip
+            last = self._db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name='outbox'"
+            ).fetchone()
+            self._set_meta(
+                "next_seq", max(self._meta_int("next_seq"), (last[0] if last else 0) + 1)
+            )
+            start = 0
+            while start < len(rows):  # contiguous runs keep their numbers
+                end = start + 1
+                while end < len(rows) and rows[end][0] == rows[end - 1][0] + 1:
+                    end += 1
+                run = rows[start:end]
+                topics, body = encode_batch([(t, k, v) for _, t, k, v, _ in run])
+                self._db.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?)",
+                                 (run[0][0], len(run), run[0][4], False, topics, body))  # fmt: skip
+                start = end
+            self._db.execute("DROP TABLE outbox")
 
     def append(self, rows: Sequence[tuple[str, bytes, bytes]]) -> Shed | None:
         """Store (topic, key, value) rows durably, in order. Returns what was shed to make room,
@@ -142,15 +158,9 @@ class Outbox:
         if not rows:
             return None
         now = int(time.time() * 1000)
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._insert(rows, now)
-                shed = self._shed() if self.max_bytes is not None else None
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise SinkError(f"Edge buffer {self.path}: append failed: {exc}.") from exc
+        with self._lock, self._write("append"):
+            self._insert(rows, now)
+            shed = self._shed() if self.max_bytes is not None else None
         return shed
 
     def _used_bytes(self) -> int:
@@ -205,17 +215,12 @@ class Outbox:
         transaction append `replace` (e.g. dead letters for entries Kafka refused for good)."""
         now = int(time.time() * 1000)
         with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._write("ack"):
                 acked = max(self._meta_int("acked"), upto_seq)
                 self._set_meta("acked", acked)
                 self._db.execute("DELETE FROM batch WHERE first_seq + count - 1 <= ?", (acked,))
                 if replace:
                     self._insert(replace, now)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise SinkError(f"Edge buffer {self.path}: ack failed: {exc}.") from exc
             # A drained buffer gives its space back, at most every few seconds: shrinking
             # syncs the file, and a forwarder that keeps up drains the buffer on every batch.
             if time.monotonic() - self._shrunk > SHRINK_EVERY_S and self._drained():
@@ -245,21 +250,13 @@ class Outbox:
         """Move watermarks forward (never back), in one transaction."""
         if not marks:
             return
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO watermark VALUES (?, ?, ?) ON CONFLICT (asset, sensor) DO UPDATE"
-                    " SET event_time_ms = excluded.event_time_ms"
-                    " WHERE excluded.event_time_ms > watermark.event_time_ms",
-                    [(asset, sensor, ms) for (asset, sensor), ms in marks.items()],
-                )
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise SinkError(
-                    f"Edge buffer {self.path}: saving watermarks failed: {exc}."
-                ) from exc
+        with self._lock, self._write("saving watermarks"):
+            self._db.executemany(
+                "INSERT INTO watermark VALUES (?, ?, ?) ON CONFLICT (asset, sensor) DO UPDATE"
+                " SET event_time_ms = excluded.event_time_ms"
+                " WHERE excluded.event_time_ms > watermark.event_time_ms",
+                [(asset, sensor, ms) for (asset, sensor), ms in marks.items()],
+            )
 
     def pending(self) -> tuple[int, int | None]:
         """How many entries wait, and the creation time of the oldest."""

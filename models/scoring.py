@@ -62,6 +62,7 @@ from plantlake.pipelines.delta_io import (
     writer_id,
 )
 from plantlake.pipelines.features import FEATURE_COLUMNS, MAINTENANCE_KINDS
+from plantlake.pipelines.restarts import failure_reason
 from plantlake.topics import topic
 
 CHAMPION = "champion"
@@ -464,7 +465,7 @@ def streaming_scorer(settings: Settings) -> Callable[[DataFrame, int], None]:
         except _cannot_score_now() as exc:
             behind[0] = True
             print(f"scoring: batch {batch_id} skipped, its rows are scored once the champions "
-                  f"can be loaded again: {_first_line(exc)}", flush=True)  # fmt: skip
+                  f"can be loaded again: {failure_reason(exc)}", flush=True)  # fmt: skip
             return
         caught_up = " (caught up on rows skipped before)" if behind[0] else ""
         behind[0] = False
@@ -485,10 +486,6 @@ def _catch_up(rows: DataFrame, settings: Settings, found: Sequence[Champion]):
          .dropDuplicates(key))
         for c in found
     ]  # fmt: skip
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def unscored(features: DataFrame, predictions: DataFrame | None, found: Champion) -> DataFrame:
