@@ -94,14 +94,17 @@ class ForwarderProcess:
 
 
 def _publish(forwarder: Forwarder, status: Path, stop: threading.Event) -> None:
-    while True:
+    """The counters to `status` now, every second, and once more at the stop."""
+
+    def write() -> None:
         tmp = status.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(forwarder.stats)))
-        tmp.replace(status)
-        if stop.wait(1.0):
-            tmp.write_text(json.dumps(asdict(forwarder.stats)))
-            tmp.replace(status)
-            return
+        tmp.replace(status)  # readers never see half a file
+
+    write()
+    while not stop.wait(1.0):
+        write()
+    write()
 
 
 def main(argv: list[str] | None = None) -> None:
