@@ -335,6 +335,11 @@ class PipelineSettings(_Section):
     cold_trigger: str = Field(
         "30 seconds", description="processingTime of the cold path (silver + aggregates)."
     )
+    features_trigger: str = Field(
+        "30 seconds",
+        description="processingTime of a continuous `pipeline run features` (gold.features and "
+        "streaming scoring).",
+    )
     features_every_minutes: float = Field(
         5.0, gt=0, description="`pipeline up` runs gold.features (availableNow) this often."
     )

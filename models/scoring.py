@@ -12,8 +12,8 @@ score` scores what the current champions have not scored yet (`scoring_mode = ba
 way: MERGE into gold.predictions on its key, then plan the work orders
 (plantlake.models.work_orders) and MERGE them into gold.work_orders, then send one alarm per
 newly opened order to `<prefix>.alarms` and stamp the order's `alerted_at` once Kafka
-acknowledged it. An order written but not yet announced (a run that stopped in between) is
-announced by the next run; the alarm carries `work_order_id`, so consumers can drop a repeat.
+acknowledged it (plantlake.models.alarms, which never sends one order's alarm twice, even when
+a run stopped between the send and the stamp).
 
 gold.work_orders keeps event times in epoch ms and as timestamps: `opened_at` is the feature time
 that opened the order, `closed_at` the time of the repair or inspection that closed it;
@@ -43,6 +43,7 @@ from plantlake.contracts import (
     SILVER_MAINTENANCE_EVENTS,
 )
 from plantlake.errors import ContractError, PlantlakeError, SourceError
+from plantlake.models.alarms import announce
 from plantlake.models.work_orders import (
     OPEN,
     WORK_ORDER_COLUMNS,
@@ -51,7 +52,6 @@ from plantlake.models.work_orders import (
     MaintenanceEvent,
     Plan,
     WorkOrder,
-    alarm_record,
     plan_work_orders,
 )
 from plantlake.pipelines.delta_io import (
@@ -363,22 +363,6 @@ def write_orders(spark: SparkSession, orders: Sequence[WorkOrder], path: str) ->
         .whenNotMatchedInsertAll()
         .execute()
     )  # fmt: skip
-
-
-def announce(spark: SparkSession, settings: Settings, orders: Sequence[WorkOrder]) -> int:
-    """Send one alarm per order to `<prefix>.alarms` (keyed by asset), then stamp `alerted_at`."""
-    from plantlake.ingest.kafka_sink import produce
-
-    if not orders:
-        return 0
-    alarms = topic("alarms").name(settings.kafka.topic_prefix)
-    sent = produce(settings.kafka, alarms, [alarm_record(o) for o in orders])
-    ids = [o.work_order_id for o in orders]
-    DeltaTable.forPath(spark, GOLD_WORK_ORDERS.path(settings.lake)).update(
-        F.col("work_order_id").isin(ids) & F.col("alerted_at").isNull(),
-        {"alerted_at": F.current_timestamp()},
-    )
-    return sent
 
 
 def act_on_alerts(spark: SparkSession, settings: Settings, alerts: Sequence[Alert]) -> Plan:

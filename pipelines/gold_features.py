@@ -206,9 +206,10 @@ def run(
 
     source = spark.readStream.format("delta").load(SILVER_TELEMETRY.path(lake))
     writer = source.writeStream.queryName("features").option("checkpointLocation", checkpoint)
-    writer = (
-        writer.trigger(availableNow=True) if once else writer.trigger(processingTime="30 seconds")
-    )
+    if once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=settings.pipeline.features_trigger)
     with scheduler_pool(spark, "features"):
         return start_exclusive(
             writer.foreachBatch(write_batch), settings, checkpoint, job="features"

@@ -336,3 +336,40 @@ def test_a_champion_promotion_did_not_pass_is_not_loaded(isolated_kafka, spark, 
     finally:
         if client.search_registered_models(filter_string=f"name = '{name}'"):
             client.delete_registered_model(name)
+
+
+def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spark, monkeypatch):
+    """Issue 13 (stress): the job dies after Kafka acknowledged an alarm but before the order's
+    `alerted_at` was stamped; the restarted job finds the order unannounced and must not send
+    the same work order's alarm a second time."""
+    from plantlake.models import alarms, scoring
+    from plantlake.models.work_orders import OPEN, WorkOrder
+
+    settings = isolated_kafka
+    order = WorkOrder(
+        work_order_id="wo-crash-1", asset=PUMP, asset_class="pump", failure_mode="bearing_wear",
+        status=OPEN, opened_feature_time_ms=T0, opened_score=0.9, latest_feature_time_ms=T0,
+        latest_score=0.9, alert_count=1, model_name="m", model_version="1", model_kind="failure",
+        threshold=THRESHOLD, horizon_hours=24.0, evidence="{}",
+    )  # fmt: skip
+    path = GOLD_WORK_ORDERS.path(settings.lake)
+    scoring.write_orders(spark, [order], path)
+
+    class Crash(Exception):
+        pass
+
+    def crash_before_the_stamp(*_args, **_kwargs):
+        raise Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(alarms.DeltaTable, "forPath", crash_before_the_stamp)
+        with pytest.raises(Crash):
+            alarms.announce(spark, settings, [order])
+    [unstamped] = scoring.read_orders(spark, path, assets=[PUMP])
+    assert unstamped.alerted_at_ms is None  # so the restarted job plans to announce it again
+
+    assert alarms.announce(spark, settings, [unstamped]) == 0
+    [stamped] = scoring.read_orders(spark, path, assets=[PUMP])
+    assert stamped.alerted_at_ms is not None
+    alarms = consume_all(settings, topic("alarms").name(settings.kafka.topic_prefix), settle=3)
+    assert [json.loads(m.value())["work_order_id"] for m in alarms] == ["wo-crash-1"]
