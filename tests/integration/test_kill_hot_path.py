@@ -21,7 +21,7 @@ from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic
 from tests.integration.test_restart import crash
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.stress]
 
 CANONICAL = {"temperature": ("degC", 60.0), "pressure": ("bar", 5.0), "current": ("A", 20.0),
              "flow": ("m3/h", 30.0), "speed": ("rpm", 1480.0)}  # fmt: skip

@@ -36,7 +36,7 @@ from tests.integration.test_restart import (
 )
 from tests.spark.test_silver import BRONZE_SCHEMA, bronze_row
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow, pytest.mark.stress]
 
 KILLS = 5
 T0 = 1_767_225_600_000
