@@ -166,6 +166,16 @@ class MlflowSettings(_Section):
     managed: bool = True
     artifact_bucket: str = "mlflow"
     tracking_uri: str = ""
+    # The managed server runs MLflow's basic auth with this user as its admin; plantlake's
+    # clients (training, promotion, scoring, notebooks) log in as it.
+    username: str = Field("plantlake", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    password: SecretStr = SecretStr("")
+    # Signs the auth app's sessions and CSRF tokens (server side only).
+    server_secret_key: SecretStr = SecretStr("")
+    # The managed server's own MinIO user, limited to `artifact_bucket` (`plantlake up` creates
+    # it); left empty with an S3 plantlake does not manage, the lake's keys are used.
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
 
     @property
     def uri(self) -> str:
@@ -502,6 +512,14 @@ def generate_local_secrets(settings: Settings) -> dict[str, str]:
         values["PLANTLAKE_MQTT__HOST_PASSWORD"] = _secrets.token_urlsafe(18)
     if not settings.opcua.password.get_secret_value():
         values["PLANTLAKE_OPCUA__PASSWORD"] = _secrets.token_urlsafe(18)
+    if not settings.mlflow.password.get_secret_value():
+        values["PLANTLAKE_MLFLOW__PASSWORD"] = _secrets.token_urlsafe(18)
+    if not settings.mlflow.server_secret_key.get_secret_value():
+        values["PLANTLAKE_MLFLOW__SERVER_SECRET_KEY"] = _secrets.token_urlsafe(32)
+    if settings.s3.managed and not settings.mlflow.s3_access_key:
+        values["PLANTLAKE_MLFLOW__S3_ACCESS_KEY"] = "mlflow-" + _secrets.token_hex(4)
+    if settings.s3.managed and not settings.mlflow.s3_secret_key.get_secret_value():
+        values["PLANTLAKE_MLFLOW__S3_SECRET_KEY"] = _secrets.token_urlsafe(24)
     missing = [
         n.edge_node_id
         for n in settings.mqtt.edge_nodes

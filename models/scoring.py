@@ -44,6 +44,7 @@ from plantlake.contracts import (
 )
 from plantlake.errors import ContractError, PlantlakeError, SourceError
 from plantlake.models.alarms import announce
+from plantlake.models.tracking import use_tracking_server
 from plantlake.models.work_orders import (
     OPEN,
     WORK_ORDER_COLUMNS,
@@ -132,15 +133,8 @@ class Summary:
 
 
 def registry_client(settings: Settings):
-    # Artifacts are proxied by the tracking server (mlflow-artifacts:), so the client needs only
-    # the tracking URI; spark_udf resolves `models:/` URIs through the global one.
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    # Download bars of every model load drown the report in logs and CI.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(settings.mlflow.uri)
-    return MlflowClient(tracking_uri=settings.mlflow.uri)
+    # spark_udf resolves `models:/` URIs through the process-wide tracking server, set here.
+    return use_tracking_server(settings)
 
 
 def alias_version(settings: Settings, name: str, alias: str):

@@ -12,7 +12,6 @@ whether a challenger becomes `champion`.
 
 from __future__ import annotations
 
-import os
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from plantlake.models.evaluation import (
     budget_threshold,
 )
 from plantlake.models.pyfunc import ANOMALY, FAILURE, RiskScoreModel
+from plantlake.models.tracking import use_tracking_server
 from plantlake.models.training_set import (
     EVENT,
     INGEST,
@@ -209,9 +209,7 @@ def train_models(
         baseline=alert_quality(holdout.assign(score=base), failures, threshold=1.0,
                                horizon_ms=policy.horizon_ms),
     )  # fmt: skip
-    # Download bars of every model load drown the report in logs and CI.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(settings.mlflow.uri)
+    use_tracking_server(settings)
     mlflow.set_experiment(EXPERIMENT)
     lineage = {
         **{f"lineage.{name}.version": str(v) for name, v in inputs.versions.items()},
@@ -250,7 +248,6 @@ def _train_one(spark, settings, *, kind, name, estimator, train, holdout, failur
     import mlflow
     from mlflow.data.delta_dataset_source import DeltaDatasetSource
     from mlflow.models import infer_signature
-    from mlflow.tracking import MlflowClient
 
     models = settings.models
     probe = RiskScoreModel(estimator, kind=kind, threshold=0.0)
@@ -295,7 +292,7 @@ def _train_one(spark, settings, *, kind, name, estimator, train, holdout, failur
             signature=infer_signature(example, wrapped.scores(example)),
             registered_model_name=name,
         )  # fmt: skip
-    client = MlflowClient()
+    client = use_tracking_server(settings)
     version = str(info.registered_model_version)
     tags = {
         "kind": kind, "alert_threshold": repr(threshold), "horizon_hours": str(models.horizon_hours),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.request
 
@@ -88,6 +89,49 @@ class MinioService(Service):
             if not client.bucket_exists(bucket):
                 client.make_bucket(bucket)
                 report(f"created bucket {bucket}")
+        if self.managed and self.settings.mlflow.s3_access_key:
+            self._mlflow_user(report)
+
+    def _mlflow_user(self, report: Report) -> None:
+        """MLflow's own user, allowed its artifact bucket only (idempotent: a changed secret in
+        the settings becomes the user's new secret)."""
+        from minio.error import MinioAdminException
+
+        admin = admin_client(self.settings)
+        m = self.settings.mlflow
+        policy = f"plantlake-{m.artifact_bucket}-artifacts"
+        admin.policy_add(policy, policy=bucket_policy(m.artifact_bucket))
+        try:
+            attached = json.loads(admin.user_info(m.s3_access_key)).get("policyName") or ""
+        except MinioAdminException:
+            attached = None  # no such user yet
+        admin.user_add(m.s3_access_key, m.s3_secret_key.get_secret_value())
+        if policy not in (attached or "").split(","):
+            admin.attach_policy([policy], user=m.s3_access_key)
+        if attached is None:
+            report(
+                f"created user {m.s3_access_key} for MLflow, limited to bucket {m.artifact_bucket}"
+            )
+
+
+def bucket_policy(bucket: str) -> dict:
+    """An IAM policy that allows everything on one bucket and its objects, and nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:*"],
+                       "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}],
+    }  # fmt: skip
+
+
+def admin_client(settings):
+    """MinIO's admin API with the root keys (users and policies of the managed MinIO)."""
+    from minio.credentials import StaticProvider
+    from minio.minioadmin import MinioAdmin
+
+    host, port = settings.s3.host_port
+    keys = StaticProvider(settings.s3.access_key, settings.s3.secret_key.get_secret_value())
+    return MinioAdmin(endpoint=f"{host}:{port}", credentials=keys, region=settings.s3.region,
+                      secure=settings.s3.secure)  # fmt: skip
 
 
 def s3_client(settings):

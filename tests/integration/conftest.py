@@ -17,6 +17,9 @@ def settings():
     down = [h.name for h in healths if not h.up]
     if down:
         pytest.fail(f"services down after `plantlake up`: {down}")
+    from plantlake.models.tracking import use_tracking_server
+
+    use_tracking_server(loaded)  # the tracking server runs basic auth: log this process in
     return loaded
 
 
