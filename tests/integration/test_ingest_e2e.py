@@ -28,9 +28,26 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(args, env, log):
+def start_plantlake(args, env, log):
+    """`plantlake ARGS` as its own process, output to the open file `log`."""
     return subprocess.Popen([sys.executable, "-c", "from plantlake.cli import main; main()", *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def edge_env(settings, tmp_path) -> dict[str, str]:
+    """Environment for `plantlake simulate` and `plantlake ingest` on `settings`' topics, with
+    device servers on free ports and edge buffers under `tmp_path`."""
+    opcua_port, modbus_port = _free_port(), _free_port()
+    return {
+        **os.environ,
+        "PLANTLAKE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "PLANTLAKE_EDGE__BUFFER_DIR": str(tmp_path / "buffers"),
+        "PLANTLAKE_SIMULATOR__OPCUA_PORT": str(opcua_port),
+        "PLANTLAKE_SIMULATOR__MODBUS_PORT": str(modbus_port),
+        "PLANTLAKE_MODBUS__PORT": str(modbus_port),
+        "PLANTLAKE_OPCUA__ENDPOINT": f"opc.tcp://127.0.0.1:{opcua_port}/plantlake/",
+        "PLANTLAKE_SIMULATOR__SPEED": "5",
+    }
 
 
 GARBAGE = b"\xff\x00 not a sparkplug payload"
@@ -53,21 +70,11 @@ def _misbehaving_device(settings):
 
 def test_every_protocol_reaches_kafka_through_its_edge_process(isolated_kafka, tmp_path):
     settings = isolated_kafka
-    opcua_port, modbus_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "PLANTLAKE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "PLANTLAKE_EDGE__BUFFER_DIR": str(tmp_path / "buffers"),
-        "PLANTLAKE_SIMULATOR__OPCUA_PORT": str(opcua_port),
-        "PLANTLAKE_SIMULATOR__MODBUS_PORT": str(modbus_port),
-        "PLANTLAKE_MODBUS__PORT": str(modbus_port),
-        "PLANTLAKE_OPCUA__ENDPOINT": f"opc.tcp://127.0.0.1:{opcua_port}/plantlake/",
-        "PLANTLAKE_SIMULATOR__SPEED": "5",
-    }
+    env = edge_env(settings, tmp_path)
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("simulate", *SOURCES)}
-    procs = {"simulate": _start(["simulate"], env, logs["simulate"])}
+    procs = {"simulate": start_plantlake(["simulate"], env, logs["simulate"])}
     time.sleep(3)  # let the device servers bind before the clients connect
-    procs |= {name: _start(["ingest", name], env, logs[name]) for name in SOURCES}
+    procs |= {name: start_plantlake(["ingest", name], env, logs[name]) for name in SOURCES}
 
     device, garbage_topic = _misbehaving_device(settings)
     garbage_sent = False

@@ -11,12 +11,8 @@ five times each (test_kill_spark_paths.py) and the hot path (test_kill_hot_path.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -41,6 +37,7 @@ from plantlake.pipelines import gold_features
 from plantlake.services import stack
 from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic
+from tests.integration.test_ingest_e2e import edge_env, start_plantlake
 from tests.integration.test_restart import (
     SILVER_SCHEMA,
     crash,
@@ -180,17 +177,6 @@ def test_features_and_scoring_killed_five_times_with_mlflow_restarted_equal_an_u
 EDGE_SOURCES = ("sparkplug", "modbus", "opcua")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _plantlake(args: list[str], env: dict, log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from plantlake.cli import main; main()", *args],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-
-
 def _bronze_rows(settings, columns: list[str]) -> list[dict]:
     rows = []
     for ref in (BRONZE_TELEMETRY, BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER):
@@ -205,23 +191,14 @@ def test_the_edge_and_bronze_ride_through_restarts_of_mosquitto_kafka_and_minio(
     isolated_kafka, tmp_path
 ):
     settings = isolated_kafka
-    opcua_port, modbus_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "PLANTLAKE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+    env = edge_env(settings, tmp_path) | {
         "PLANTLAKE_LAKE__ROOT": settings.lake.root,
         "PLANTLAKE_LAKE__CHECKPOINT_ROOT": settings.lake.checkpoint_root,
-        "PLANTLAKE_EDGE__BUFFER_DIR": str(tmp_path / "buffers"),
-        "PLANTLAKE_SIMULATOR__OPCUA_PORT": str(opcua_port),
-        "PLANTLAKE_SIMULATOR__MODBUS_PORT": str(modbus_port),
-        "PLANTLAKE_MODBUS__PORT": str(modbus_port),
-        "PLANTLAKE_OPCUA__ENDPOINT": f"opc.tcp://127.0.0.1:{opcua_port}/plantlake/",
-        "PLANTLAKE_SIMULATOR__SPEED": "5",
     }
     logs = {n: (tmp_path / f"{n}.log").open("wb") for n in ("simulate", *EDGE_SOURCES)}
-    edges = {"simulate": _plantlake(["simulate"], env, logs["simulate"])}
+    edges = {"simulate": start_plantlake(["simulate"], env, logs["simulate"])}
     time.sleep(3)  # the device servers bind before their clients connect
-    edges |= {name: _plantlake(["ingest", name], env, logs[name]) for name in EDGE_SOURCES}
+    edges |= {name: start_plantlake(["ingest", name], env, logs[name]) for name in EDGE_SOURCES}
     bronze_log = tmp_path / "bronze.log"
     bronze = start_job("bronze", settings, bronze_log, once=False)
     restarted_ms = {}
