@@ -9,9 +9,9 @@ from pathlib import Path
 from plantlake.config import Settings
 from plantlake.errors import InstallError
 from plantlake.services.process import Report, run_logged
-from plantlake.versions import PROJECT_ROOT, Versions, versions
+from plantlake.versions import Versions, versions
 
-MAVEN_DIR = PROJECT_ROOT / "infra" / "maven"
+MAVEN_DIR = Path(__file__).parent / "maven"
 COMPLETE = ".complete"
 
 

@@ -1,4 +1,8 @@
-"""Pinned versions of everything plantlake installs outside Python, read from pyproject.toml."""
+"""Pinned versions of everything plantlake installs outside Python, read from pyproject.toml.
+
+`infra/pyproject.toml` is a symbolic link to the project's own, so the pins have one home and
+still ship as package data: an installed (not editable) plantlake reads its copy.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ from pathlib import Path
 
 from plantlake.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PYPROJECT = PROJECT_ROOT / "pyproject.toml"
+PYPROJECT = Path(__file__).parent / "pyproject.toml"
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,10 @@ def parse_versions(pyproject: dict) -> Versions:
 
 @cache
 def versions() -> Versions:
-    """The pinned versions of this checkout."""
+    """The pinned versions of this installation."""
     if not PYPROJECT.exists():
         raise ConfigError(
-            f"Cannot find {PYPROJECT}: plantlake runs from a checkout of its repository.",
-            hint="Install it with `pip install -e .` from the clone.",
+            f"Cannot find {PYPROJECT}, the pins plantlake ships with.",
+            hint="Reinstall plantlake (`pip install .` or `pip install -e .` from the clone).",
         )
     return parse_versions(tomllib.loads(PYPROJECT.read_text()))

@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
+import plantlake.expectations
 from plantlake.contracts import QUALITIES
 from plantlake.errors import ConfigError
 from plantlake.units import quantity_of
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
+# The rule files of the top-level expectations/ folder, installed as package data.
+EXPECTATIONS_DIR = Path(plantlake.expectations.__path__[0])
 
 # DLT's expect / expect_or_drop / expect_or_fail, plus quarantine: keep the row for review.
 ACTIONS = ("warn", "drop", "quarantine", "fail")
