@@ -246,12 +246,21 @@ def _exec_spark_submit(script: Path, args: list[str], master: str | None) -> Non
 
 
 Once = Annotated[bool, typer.Option("--once", help="Process what is available, then stop.")]
+Score = Annotated[
+    bool,
+    typer.Option(
+        "--score",
+        help="features: the champion models score each batch into gold.predictions, work "
+        "orders and alarms (`pipeline up` always does).",
+    ),
+]
 
 
 @pipeline_app.command("run")
 def pipeline_run(
     layer: Annotated[str, typer.Argument(help="hot, bronze, silver, cold, gold, features or cmms")],
     once: Once = False,
+    score: Score = False,
     file: Annotated[
         Path | None,
         typer.Option(
@@ -272,7 +281,7 @@ def pipeline_run(
         return
     if file is not None:
         raise PlantlakeError(f"--file is for the cmms layer, not {layer!r}.")
-    run_layer(_settings(), layer, once=once, console=console)
+    run_layer(_settings(), layer, once=once, console=console, score=score)
 
 
 @pipeline_app.command("up")
@@ -292,6 +301,7 @@ def pipeline_submit(
         str, typer.Argument(help="up, bronze, silver, cold, gold, features, maintain or cmms")
     ],
     once: Once = False,
+    score: Score = False,
     master: Annotated[
         str | None, typer.Option(help="Default: the local standalone master.")
     ] = None,
@@ -301,7 +311,8 @@ def pipeline_submit(
 
     if job not in jobs.JOBS:
         raise PlantlakeError(f"Unknown job {job!r}; jobs are {list(jobs.JOBS)}.")
-    _exec_spark_submit(Path(jobs.__file__), [job, *(["--once"] if once else [])], master)
+    flags = [*(["--once"] if once else []), *(["--score"] if score else [])]
+    _exec_spark_submit(Path(jobs.__file__), [job, *flags], master)
 
 
 @app.command()
@@ -432,7 +443,7 @@ def main() -> None:
         if _state["verbose"]:
             traceback.print_exc()
         err = Console(stderr=True)
-        err.print(f"[bold red]error[/] {escape(f'[{exc.code}]: {exc}')}", highlight=False,
+        err.print(f"[bold red]error[/] {escape(exc.for_user())}", highlight=False,
                   soft_wrap=True)  # fmt: skip
         if not _state["verbose"]:
             err.print("[dim](--verbose shows the traceback)[/]")

@@ -148,6 +148,10 @@ class TableRef:
     def path(self, lake: LakeSettings) -> str:
         return lake.table_path(self.layer, self.table)
 
+    def merge_on(self, target: str = "t", source: str = "s") -> str:
+        """The MERGE condition that matches a source row to the target row of the same key."""
+        return " AND ".join(f"{target}.{k} = {source}.{k}" for k in self.key)
+
     def properties(self, columns: Iterable[str] | None = None) -> dict[str, str]:
         """The Delta table properties the contract sets: statistics for `stats_columns` and
         `cluster_by`, restricted to `columns` when given (an older table may lack some)."""
@@ -246,14 +250,14 @@ GOLD_OPEN_WINDOWS = TableRef(
 )  # fmt: skip
 GOLD_TELEMETRY_1M = TableRef(
     "gold", "telemetry_1m",
-    key=("asset", "sensor", "window_start"),
+    key=("asset", "sensor", "window_start_ms"),
     writer="plantlake pipeline run gold",
     comment="1-minute event-time aggregates: mean, std, min, max, count, p95.",
     cluster_by=("window_start_ms", "asset"),
 )  # fmt: skip
 GOLD_TELEMETRY_5M = TableRef(
     "gold", "telemetry_5m",
-    key=("asset", "sensor", "window_start"),
+    key=("asset", "sensor", "window_start_ms"),
     writer="plantlake pipeline run gold",
     comment="5-minute event-time aggregates: mean, std, min, max, count, p95.",
     cluster_by=("window_start_ms", "asset"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from plantlake.clock import now_ms
 from plantlake.config import Settings
 from plantlake.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY, RECORD_SCHEMA_VERSION
 from plantlake.errors import PlantlakeError
@@ -102,6 +103,7 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     )
     from plantlake.ingest.simulator.plant import build_plant
     from plantlake.pipelines import gold, silver
+    from plantlake.pipelines.batch_errors import await_query
     from plantlake.pipelines.delta_io import read_delta
     from plantlake.pipelines.hot_path import HotPath
 
@@ -110,7 +112,7 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
         console.print("loaded reference.units and reference.asset_registry")
     for name, layer in (("silver", silver), ("gold", gold)):
         began = time.monotonic()
-        layer.run(spark, settings, once=True).awaitTermination()
+        await_query(layer.run(spark, settings, once=True))
         console.print(f"{name} job finished in {time.monotonic() - began:.1f}s")
     began = time.monotonic()
     stats = HotPath(settings, log=lambda _line: None).run(once=True)
@@ -157,12 +159,13 @@ def run_demo(
 
     from plantlake.ingest.kafka_sink import produce_raw
     from plantlake.pipelines import bronze
+    from plantlake.pipelines.batch_errors import await_query
     from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
     from plantlake.pipelines.delta_io import read_delta
     from plantlake.spark import get_spark
 
     run_id = uuid.uuid4().hex[:8]
-    started_ms = int(time.time() * 1000)
+    started_ms = now_ms()
     run_edge_processes(settings, console, seconds=seconds, log_dir=settings.logs)
     telemetry_topic = topic("telemetry").name(settings.kafka.topic_prefix)
     # One malformed record, as a misbehaving producer would send, to show the dead letter path.
@@ -173,7 +176,7 @@ def run_demo(
     adopt_legacy_checkpoints(settings, console.print)
     spark = get_spark(settings, app_name="plantlake-demo")
     began = time.monotonic()
-    bronze.run(spark, settings, once=True).awaitTermination()
+    await_query(bronze.run(spark, settings, once=True))
     console.print(f"bronze job finished in {time.monotonic() - began:.1f}s")
 
     path = BRONZE_TELEMETRY.path(settings.lake)

@@ -50,6 +50,7 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
     from plantlake.models.scoring import run_batch_scoring
     from plantlake.models.train import train_models
     from plantlake.pipelines import bronze, gold_features, silver
+    from plantlake.pipelines.batch_errors import await_query
     from plantlake.pipelines.cmms import load_cmms_export
     from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 
@@ -63,13 +64,13 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
         history = backfill(ml, days=HISTORY_DAYS, step_ms=HISTORY_STEP_MS, console=console)
         t = _step(console, "historian backfill", t)
         silver.load_reference(spark, ml, build_plant(ml.simulator.seed))
-        bronze.run(spark, ml, once=True).awaitTermination()
+        await_query(bronze.run(spark, ml, once=True))
         t = _step(console, "bronze", t)
-        silver.run(spark, ml, once=True).awaitTermination()
+        await_query(silver.run(spark, ml, once=True))
         t = _step(console, "silver", t)
         loaded = load_cmms_export(spark, ml.lake, history.cmms_path)
         console.print(f"  {SILVER_MAINTENANCE_EVENTS.name}: {loaded.total} CMMS events")
-        gold_features.run(spark, ml, once=True, on_features=lambda *_: None).awaitTermination()
+        await_query(gold_features.run(spark, ml, once=True))
         rows = spark.read.format("delta").load(GOLD_FEATURES.path(ml.lake)).count()
         t = _step(console, f"{GOLD_FEATURES.name}: {rows} rows", t)
         report = train_models(spark, ml, console=console)

@@ -25,6 +25,10 @@ class PlantlakeError(Exception):
         # Quoted log lines make the message multi-line; keep the advice visibly apart from them.
         return ("\n" if "\n" in self.message else " ").join(parts)
 
+    def for_user(self) -> str:
+        """How every entry point (the CLI, the spark-submit job) shows it: `[code]: message hint`."""
+        return f"[{self.code}]: {self}"
+
 
 class ConfigError(PlantlakeError):
     code = "config"

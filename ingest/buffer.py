@@ -21,6 +21,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from plantlake.clock import now_ms
 from plantlake.errors import SinkError
 from plantlake.ingest.buffer_codec import decode_batch, encode_batch
 
@@ -157,7 +158,7 @@ class Outbox:
         if the buffer had reached its cap."""
         if not rows:
             return None
-        now = int(time.time() * 1000)
+        now = now_ms()
         with self._lock, self._write("append"):
             self._insert(rows, now)
             shed = self._shed() if self.max_bytes is not None else None
@@ -213,7 +214,7 @@ class Outbox:
     def ack(self, upto_seq: int, *, replace: Sequence[tuple[str, bytes, bytes]] = ()) -> None:
         """Forget every entry up to and including `upto_seq` (Kafka has them), and in the same
         transaction append `replace` (e.g. dead letters for entries Kafka refused for good)."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         with self._lock:
             with self._write("ack"):
                 acked = max(self._meta_int("acked"), upto_seq)

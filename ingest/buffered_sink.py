@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 import orjson
 
+from plantlake.clock import now_ms, utc_text
 from plantlake.ingest.buffer import Outbox, Shed
 from plantlake.ingest.edge import WatermarkStore
 from plantlake.ingest.edge_filter import EdgeFilter
@@ -47,11 +47,8 @@ class BufferedSink:
             self._shed(shed)
 
     def _shed(self, shed: Shed) -> None:
-        now = int(time.time() * 1000)
-        span = "{} to {} UTC".format(*(
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
-            for ms in (shed.first_created_ms, shed.last_created_ms)
-        ))  # fmt: skip
+        now = now_ms()
+        span = f"{utc_text(shed.first_created_ms)} to {utc_text(shed.last_created_ms)} UTC"
         mb = (self.outbox.max_bytes or 0) / 1e6
         event = LifecycleEvent(
             LifecycleKind.DATA_SHED, "edge", self.node, now, now,

@@ -32,10 +32,6 @@ class EdgeFilter:
         self.seen: Counter[str] = Counter()  # values offered, per signal class
         self.sent: Counter[str] = Counter()  # records emitted, per signal class
 
-    def _class_name(self, unit: str | None) -> str:
-        klass = self.config.class_for(self._quantity(unit) or "")
-        return klass.name if klass else UNCLASSIFIED
-
     def reading(self, reading: Reading) -> Reading | None:
         """The reading stamped with the config version if it passes, else None.
 

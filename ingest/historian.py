@@ -24,6 +24,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from plantlake import clock
+from plantlake.clock import iso_ms
 from plantlake.config import KafkaSettings, Settings
 from plantlake.errors import ConfigError, SinkError
 from plantlake.ingest.records import Reading
@@ -163,7 +165,7 @@ def backfill(settings: Settings, *, days: float, step_ms: int, assets: Sequence[
     from plantlake.simulate import cmms_export_path, write_cmms_export
     from plantlake.topics import topic
 
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    now_ms = clock.now_ms() if now_ms is None else now_ms
     span = backfill_span(days=days, step_ms=step_ms, now_ms=now_ms)
     plant = build_plant(settings.simulator.seed, start_ms=span.plant_start_ms,
                         horizon_ms=span.end_ms - span.plant_start_ms + _LOOKAHEAD_MS)  # fmt: skip
@@ -174,9 +176,9 @@ def backfill(settings: Settings, *, days: float, step_ms: int, assets: Sequence[
     name = topic("telemetry").name(settings.kafka.topic_prefix)
     total = span.steps * sensors
     console.print(
-        f"historian: plant seed {plant.seed} started {_iso(plant.start_ms)}; "
+        f"historian: plant seed {plant.seed} started {iso_ms(plant.start_ms)}; "
         f"{len(chosen)} assets, {sensors} sensors, every {step_ms / 1000:g} s from "
-        f"{_iso(span.first_ms)} to {_iso(span.end_ms)}: {total} readings to {name}"
+        f"{iso_ms(span.first_ms)} to {iso_ms(span.end_ms)}: {total} readings to {name}"
     )
     started = time.monotonic()
     sent = _produce(settings.kafka, name, readings, total=total, console=console)
@@ -258,7 +260,3 @@ def _produce(kafka: KafkaSettings, name: str, readings: Iterator[Reading], *, to
             "day, it sends the same readings, which silver deduplicates).",
         )
     return sent
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))

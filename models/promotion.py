@@ -24,11 +24,16 @@ from rich.console import Console
 from plantlake.config import Settings
 from plantlake.contracts import GOLD_FEATURES
 from plantlake.errors import PlantlakeError
+from plantlake.models.champions import (
+    CHAMPION,
+    PROMOTED,
+    PROMOTED_TAG,
+    alias_version,
+    registry_client,
+)
 from plantlake.models.evaluation import AlertQuality, alert_quality, budget_threshold
-from plantlake.models.scoring import alias_version, registry_client
 from plantlake.models.train import (
     CHALLENGER,
-    CHAMPION,
     labelled_rows,
     policy_for,
     read_inputs,
@@ -184,7 +189,7 @@ def _record(client, decision: Decision) -> None:
     evidence = asdict(decision)
     when = datetime.now(UTC).isoformat(timespec="seconds")
     tags = {
-        "promotion.decision": "promoted" if decision.promoted else "rejected",
+        PROMOTED_TAG: PROMOTED if decision.promoted else "rejected",
         "promotion.reason": decision.reason[:4000],
         "promotion.decided_at": when,
         "promotion.metric": "recall_at_alert_budget",

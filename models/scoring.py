@@ -1,9 +1,7 @@
 """Scoring with the champion models: gold.features rows become gold.predictions, work orders and
 alarms (models layer).
 
-The models served are the versions the alias `champion` points at in the MLflow registry
-(`settings.models.failure_model` and `anomaly_model`); each version carries its alert policy as
-tags (`kind`, `alert_threshold`, `horizon_hours`). Scores come from
+The models served are the champions (plantlake.models.champions). Scores come from
 `mlflow.pyfunc.spark_udf` over FEATURE_COLUMNS, so the feature rows never leave Spark.
 
 One path serves both modes: the streaming scorer is the hook of the gold.features job (each
@@ -24,17 +22,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import NamedTuple
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
 
+from plantlake.clock import now_ms
 from plantlake.config import Settings
 from plantlake.contracts import (
     GOLD_FEATURES,
@@ -42,16 +40,22 @@ from plantlake.contracts import (
     GOLD_WORK_ORDERS,
     SILVER_MAINTENANCE_EVENTS,
 )
-from plantlake.errors import ContractError, PlantlakeError, SourceError
+from plantlake.errors import SourceError
 from plantlake.models.alarms import announce
-from plantlake.models.tracking import use_tracking_server
+from plantlake.models.champions import (
+    CHAMPION,
+    Champion,
+    UntrustedChampion,
+    champions,
+    policy,
+)
 from plantlake.models.work_orders import (
     OPEN,
     WORK_ORDER_COLUMNS,
     WORK_ORDER_SCHEMA,
     Alert,
-    MaintenanceEvent,
     Plan,
+    RepairOrInspection,
     WorkOrder,
     plan_work_orders,
 )
@@ -66,9 +70,7 @@ from plantlake.pipelines.features import FEATURE_COLUMNS, MAINTENANCE_KINDS
 from plantlake.pipelines.restarts import failure_reason
 from plantlake.topics import topic
 
-CHAMPION = "champion"
 BATCH, STREAM = "batch", "stream"
-KINDS = ("failure", "anomaly")
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "model_name", "model_version", "model_kind", "asset", "asset_class", "feature_time",
     "feature_time_ms", "knowable_at", "score", "threshold", "alert", "horizon_hours",
@@ -88,31 +90,6 @@ def _cannot_score_now() -> tuple[type[BaseException], ...]:
     return SourceError, UntrustedChampion, MlflowException, RequestException
 
 
-class Champion(NamedTuple):
-    """The model version serving under the alias `champion`: `models:/<name>/<version>`."""
-
-    uri: str
-    version: str
-    tags: Mapping[str, str]
-
-    @property
-    def name(self) -> str:
-        return self.uri.removeprefix("models:/").rsplit("/", 1)[0]
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} v{self.version}"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A champion's alert policy, from its version tags."""
-
-    kind: str
-    threshold: float
-    horizon_hours: float
-
-
 @dataclass
 class Summary:
     """What one scoring run did."""
@@ -130,90 +107,6 @@ class Summary:
             f"scored {models}; {self.alerts} alert(s); work orders {self.opened} opened, "
             f"{self.updated} updated, {self.closed} closed; {self.announced} alarm(s) sent"
         )
-
-
-def registry_client(settings: Settings):
-    # spark_udf resolves `models:/` URIs through the process-wide tracking server, set here.
-    return use_tracking_server(settings)
-
-
-def alias_version(settings: Settings, name: str, alias: str):
-    """The ModelVersion `name@alias`, or None when the model or the alias does not exist.
-    Raises SourceError when the registry cannot be asked."""
-    from mlflow.exceptions import MlflowException
-
-    client = registry_client(settings)
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise SourceError(
-            f"MLflow registry at {settings.mlflow.uri}: could not look up {name}@{alias}: {exc}",
-            hint="Check `plantlake status` for the mlflow service.",
-        ) from exc
-    except Exception as exc:  # connection refused, timeouts: requests' own errors
-        raise SourceError(
-            f"MLflow registry at {settings.mlflow.uri} did not answer for {name}@{alias}: {exc}",
-            hint="Check `plantlake status` for the mlflow service.",
-        ) from exc
-
-
-class UntrustedChampion(PlantlakeError):
-    """The champion alias points at a version `plantlake models promote` did not promote."""
-
-    code = "untrusted-champion"
-
-
-# The tag `promote` sets on the version it promotes (models.promotion); models are pickles, so
-# scoring loads only a version that went through promotion's checks.
-PROMOTED_TAG, PROMOTED = "promotion.decision", "promoted"
-
-
-def champion(settings: Settings, name: str) -> Champion | None:
-    """The registered model `name`'s champion version, or None when the model or the alias does
-    not exist (nothing to serve yet). Raises SourceError when the registry cannot be asked, and
-    UntrustedChampion when the alias was moved to a version promotion did not pass."""
-    version = alias_version(settings, name, CHAMPION)
-    if version is None:
-        return None
-    tags = dict(version.tags)
-    if tags.get(PROMOTED_TAG) != PROMOTED:
-        raise UntrustedChampion(
-            f"{name}@{CHAMPION} points at v{version.version}, which `plantlake models promote` "
-            f"did not promote (tag {PROMOTED_TAG} is {tags.get(PROMOTED_TAG)!r}); it is not "
-            "loaded: a model is code.",
-            hint=f"Promote it with `plantlake models promote {name}`, or roll back with "
-            f"`plantlake models rollback {name}`.",
-        )
-    return Champion(f"models:/{name}/{version.version}", str(version.version), tags)
-
-
-def champions(settings: Settings) -> list[Champion]:
-    """The champions of the failure and the anomaly model that exist."""
-    names = (settings.models.failure_model, settings.models.anomaly_model)
-    return [found for name in names if (found := champion(settings, name)) is not None]
-
-
-def policy(found: Champion, *, default_horizon_hours: float) -> Policy:
-    """The alert policy in a champion's version tags; ContractError when it is missing."""
-    tags = found.tags
-    kind = tags.get("kind")
-    try:
-        threshold = float(tags["alert_threshold"])
-    except (KeyError, ValueError) as exc:
-        raise ContractError(
-            f"{found.label} (the {CHAMPION}) has no numeric version tag alert_threshold "
-            f"(got {tags.get('alert_threshold')!r}).",
-            hint="Register models with `plantlake models train`, which tags them, or set the tag.",
-        ) from exc
-    if kind not in KINDS:
-        raise ContractError(
-            f"{found.label} (the {CHAMPION}) has version tag kind={kind!r}, not one of {KINDS}.",
-            hint="Register models with `plantlake models train`, which tags them, or set the tag.",
-        )
-    horizon = tags.get("horizon_hours")
-    return Policy(kind, threshold, float(horizon) if horizon else default_horizon_hours)
 
 
 _udfs: dict[tuple[str, str], Callable] = {}
@@ -281,7 +174,7 @@ def write_predictions(predictions: DataFrame, path: str, *, txn: tuple[str, int]
         app_id, batch_id = txn or (f"scoring-batch:{time.time_ns()}", 0)
         append_once(predictions, path, app_id=app_id, batch_id=batch_id)
         return
-    on = " AND ".join(f"t.{k} = s.{k}" for k in GOLD_PREDICTIONS.key)
+    on = GOLD_PREDICTIONS.merge_on()
     guard = idempotent_dml(session, app_id=txn[0], batch_id=txn[1]) if txn else nullcontext()
     with guard:
         (
@@ -329,7 +222,7 @@ def read_maintenance(spark: SparkSession, settings: Settings, *, assets: Sequenc
         .select("asset", "event", "event_time_ms")
         .collect()
     )
-    return [MaintenanceEvent(r.asset, r.event, int(r.event_time_ms)) for r in rows]
+    return [RepairOrInspection(r.asset, r.event, int(r.event_time_ms)) for r in rows]
 
 
 def write_orders(spark: SparkSession, orders: Sequence[WorkOrder], path: str) -> None:
@@ -352,7 +245,7 @@ def write_orders(spark: SparkSession, orders: Sequence[WorkOrder], path: str) ->
         return
     (
         DeltaTable.forPath(spark, path).alias("t")
-        .merge(table.alias("s"), "t.work_order_id = s.work_order_id")
+        .merge(table.alias("s"), GOLD_WORK_ORDERS.merge_on())
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
         .execute()
@@ -366,7 +259,7 @@ def act_on_alerts(spark: SparkSession, settings: Settings, alerts: Sequence[Aler
     orders = read_orders(spark, path, assets=alerting)
     assets = sorted({*alerting, *(o.asset for o in orders if o.status == OPEN)})
     maintenance = read_maintenance(spark, settings, assets=assets)
-    plan = plan_work_orders(alerts, orders, maintenance, now_ms=int(time.time() * 1000))
+    plan = plan_work_orders(alerts, orders, maintenance, now_ms=now_ms())
     if plan.orders:
         write_orders(spark, plan.orders, path)
     return plan

@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 import warnings
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 
+from plantlake.clock import iso_ms
 from plantlake.config import ModelSettings, Settings
 from plantlake.contracts import GOLD_FEATURES, GOLD_TRAINING_SETS, SILVER_MAINTENANCE_EVENTS
 from plantlake.errors import SourceError
@@ -50,7 +50,7 @@ from plantlake.pipelines.delta_io import delta_version, require_table
 from plantlake.pipelines.features import FEATURE_COLUMNS, FEATURE_VERSION
 
 EXPERIMENT = "plantlake-predictive-maintenance"
-CHALLENGER, CHAMPION = "challenger", "champion"
+CHALLENGER = "challenger"
 MIN_FAILURES = 2  # per split: fewer cannot say anything about recall
 
 
@@ -196,7 +196,7 @@ def train_models(
     console.print(
         f"training set {set_id}: {len(train)} train rows ({int(train['label'].sum())} positive), "
         f"{len(holdout)} validation rows ({int(holdout['label'].sum())} positive), "
-        f"cutoff {_iso(cutoff)}, as of {as_of} time"
+        f"cutoff {iso_ms(cutoff)}, as of {as_of} time"
     )
     set_version = _keep_training_set(spark, settings, rows, set_id=set_id, cutoff_ms=cutoff)
 
@@ -214,7 +214,7 @@ def train_models(
     lineage = {
         **{f"lineage.{name}.version": str(v) for name, v in inputs.versions.items()},
         f"lineage.{GOLD_TRAINING_SETS.name}.version": str(set_version),
-        "training_cutoff": _iso(cutoff),
+        "training_cutoff": iso_ms(cutoff),
         "training_cutoff_ms": str(cutoff),
         "training_set_id": set_id,
         "feature_version": FEATURE_VERSION,
@@ -322,10 +322,6 @@ def _keep_training_set(spark, settings, rows: pd.DataFrame, *, set_id: str, cuto
         .write.format("delta").mode("append").option("mergeSchema", "true").save(path)
     )  # fmt: skip
     return delta_version(spark, path)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def scores_of(model_uri: str, rows: pd.DataFrame) -> np.ndarray:

@@ -23,8 +23,8 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
+from plantlake.clock import iso_ms
 from plantlake.pipelines.features import FEATURE_COLUMNS, MAINTENANCE_KINDS
 
 OPEN, CLOSED = "open", "closed"
@@ -86,7 +86,7 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class MaintenanceEvent:
+class RepairOrInspection:
     """A silver.maintenance_events row: failure, repair or inspection of an asset."""
 
     asset: str
@@ -165,10 +165,6 @@ def work_order_id(asset: str, mode: str, opened_feature_time_ms: int) -> str:
     return "wo-" + digest.hexdigest()[:24]
 
 
-def iso_ms(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def _number(value) -> float | None:
     if value is None:
         return None
@@ -237,7 +233,7 @@ def _with_evidence(order: WorkOrder, alert: Alert, now_ms: int) -> WorkOrder:
     )
 
 
-def _close(order: WorkOrder, event: MaintenanceEvent, now_ms: int) -> WorkOrder:
+def _close(order: WorkOrder, event: RepairOrInspection, now_ms: int) -> WorkOrder:
     return replace(
         order,
         status=CLOSED,
@@ -249,7 +245,7 @@ def _close(order: WorkOrder, event: MaintenanceEvent, now_ms: int) -> WorkOrder:
     )
 
 
-def _first_after(events: Sequence[MaintenanceEvent], after_ms: int, until_ms: float):
+def _first_after(events: Sequence[RepairOrInspection], after_ms: int, until_ms: float):
     """The earliest maintenance event with after_ms < time < until_ms (events sorted by time)."""
     for event in events:
         if after_ms < event.event_time_ms < until_ms:
@@ -260,7 +256,7 @@ def _first_after(events: Sequence[MaintenanceEvent], after_ms: int, until_ms: fl
 def _walk(
     alerts: Sequence[Alert],
     orders: Sequence[WorkOrder],
-    maintenance: Sequence[MaintenanceEvent],
+    maintenance: Sequence[RepairOrInspection],
     now_ms: int,
 ) -> list[WorkOrder]:
     """Orders of one (asset, mode) after its alerts and maintenance events, in event time."""
@@ -294,7 +290,7 @@ def _walk(
 def plan_work_orders(
     alerts: Iterable[Alert],
     orders: Iterable[WorkOrder],
-    maintenance: Iterable[MaintenanceEvent],
+    maintenance: Iterable[RepairOrInspection],
     *,
     now_ms: int,
 ) -> Plan:
@@ -312,7 +308,7 @@ def plan_work_orders(
     for order in orders:
         before[order.work_order_id] = order
         by_key.setdefault((order.asset, order.failure_mode), [[], []])[1].append(order)
-    done: dict[str, list[MaintenanceEvent]] = {}
+    done: dict[str, list[RepairOrInspection]] = {}
     for event in sorted(maintenance, key=lambda e: e.event_time_ms):
         if event.event in MAINTENANCE_KINDS:
             done.setdefault(event.asset, []).append(event)

@@ -502,10 +502,9 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
     else:
         writer = writer.trigger(processingTime=options.bronze_trigger)
     existing: set[str] = set()
-    writer = writer.foreachBatch(
-        lambda batch, batch_id: land_batch(
-            batch, settings, app_id=app_id, batch_id=batch_id, existing=existing
-        )
-    )
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        land_batch(batch, settings, app_id=app_id, batch_id=batch_id, existing=existing)
+
     with scheduler_pool(spark, "bronze"):
-        return start_exclusive(writer, settings, checkpoint, job="bronze")
+        return start_exclusive(writer, write_batch, settings, checkpoint, job="bronze")

@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +28,7 @@ from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from plantlake.config import Settings, local_checkpoint_root
 from plantlake.errors import PlantlakeError
+from plantlake.pipelines.batch_errors import keep_errors
 
 
 class CheckpointBusy(PlantlakeError):
@@ -80,12 +82,19 @@ def checkpoint_lock(settings: Settings, checkpoint: str, job: str) -> Checkpoint
 
 
 def start_exclusive(
-    writer: DataStreamWriter, settings: Settings, checkpoint: str, *, job: str
+    writer: DataStreamWriter,
+    write_batch: Callable,
+    settings: Settings,
+    checkpoint: str,
+    *,
+    job: str,
 ) -> StreamingQuery:
-    """`writer.start()` holding the checkpoint's lock until the query ends (or fails)."""
+    """Start `writer` with `write_batch` for each micro-batch, holding the checkpoint's lock
+    until the query ends (or fails). The query's name is `job`; a PlantlakeError a batch raises
+    is kept for `await_query` (plantlake.pipelines.batch_errors)."""
     lock = checkpoint_lock(settings, checkpoint, job).acquire()
     try:
-        query = writer.start()
+        query = writer.foreachBatch(keep_errors(job, write_batch)).start()
     except BaseException:
         lock.release()
         raise

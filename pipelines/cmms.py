@@ -47,7 +47,7 @@ MAINTENANCE_EVENT_COLUMNS: tuple[Column, ...] = (
 
 
 @dataclass(frozen=True)
-class MaintenanceEvent:
+class CmmsRecord:
     """One valid row of a CMMS export."""
 
     asset: str
@@ -56,7 +56,7 @@ class MaintenanceEvent:
     event_time_ms: int
 
 
-def parse_cmms_export(text: str, *, source: str) -> tuple[MaintenanceEvent, ...]:
+def parse_cmms_export(text: str, *, source: str) -> tuple[CmmsRecord, ...]:
     """The events of a CMMS CSV export (header asset,event,failure_mode,time_ms), in file order.
 
     Blank lines are skipped and a row repeated exactly counts once. Raises ContractError naming
@@ -73,7 +73,7 @@ def parse_cmms_export(text: str, *, source: str) -> tuple[MaintenanceEvent, ...]
             hint="Export the maintenance log with exactly these columns.",
         )
     reader.fieldnames = list(header)
-    events: dict[tuple[str, str, int], tuple[int, MaintenanceEvent]] = {}
+    events: dict[tuple[str, str, int], tuple[int, CmmsRecord]] = {}
     errors: list[str] = []
     for row in reader:
         line = reader.line_num
@@ -101,7 +101,7 @@ def parse_cmms_export(text: str, *, source: str) -> tuple[MaintenanceEvent, ...]
     return tuple(event for _line, event in events.values())
 
 
-def _event(row: dict) -> MaintenanceEvent:
+def _event(row: dict) -> CmmsRecord:
     """One row as an event; raises ValueError saying what is wrong with it."""
     if None in row or any(v is None for v in row.values()):
         given = len(row.get(None) or ()) + sum(v is not None for k, v in row.items() if k)
@@ -119,10 +119,10 @@ def _event(row: dict) -> MaintenanceEvent:
         raise ValueError(
             f"time_ms {ms} is not epoch milliseconds between 2000 and 2100 (seconds, perhaps?)"
         )
-    return MaintenanceEvent(asset, kind, mode or None, ms)
+    return CmmsRecord(asset, kind, mode or None, ms)
 
 
-def read_cmms_export(path: Path) -> tuple[MaintenanceEvent, ...]:
+def read_cmms_export(path: Path) -> tuple[CmmsRecord, ...]:
     """Read and parse a CMMS export; raises SourceError if it cannot be read, ContractError if a
     row is bad (see `parse_cmms_export`)."""
     try:
@@ -136,7 +136,7 @@ def read_cmms_export(path: Path) -> tuple[MaintenanceEvent, ...]:
     return parse_cmms_export(text, source=str(path))
 
 
-def event_rows(spark: SparkSession, events: Sequence[MaintenanceEvent], *,
+def event_rows(spark: SparkSession, events: Sequence[CmmsRecord], *,
                source_file: str) -> DataFrame:  # fmt: skip
     """Rows of silver.maintenance_events (MAINTENANCE_EVENT_COLUMNS), stamped loaded now."""
     frame = spark.createDataFrame(
@@ -182,7 +182,7 @@ def merge_events(spark: SparkSession, rows: DataFrame, path: str) -> tuple[int, 
     from delta.tables import DeltaTable
 
     _create_table(spark, path)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in SILVER_MAINTENANCE_EVENTS.key)
+    on = SILVER_MAINTENANCE_EVENTS.merge_on()
     metrics = (
         DeltaTable.forPath(spark, path).alias("t")
         .merge(rows.alias("s"), on)

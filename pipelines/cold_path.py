@@ -107,4 +107,4 @@ def run(
     else:
         writer = writer.trigger(processingTime=settings.pipeline.cold_trigger)
     with scheduler_pool(spark, "cold"):
-        return start_exclusive(writer.foreachBatch(write_batch), settings, checkpoint, job="cold")
+        return start_exclusive(writer, write_batch, settings, checkpoint, job="cold")

@@ -17,7 +17,6 @@ within a second of Kafka, which a Spark micro-batch cannot.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from plantlake import clock
 from plantlake.config import LakeSettings, Settings
 from plantlake.contracts import (
     GOLD_LATE_DATA,
@@ -112,10 +112,9 @@ def merge_windows(
         append_once(source, path, app_id=app_id, batch_id=batch_id)
         return
     lo, hi = span_ms
-    on = (
-        f"t.window_start_ms >= {int(lo)} AND t.window_start_ms < {int(hi)} AND "
-        "t.asset = s.asset AND t.sensor = s.sensor AND t.window_start_ms = s.window_start_ms"
-    )
+    # Both window tables have one key (GOLD_TELEMETRY_5M's is the same).
+    span = f"t.window_start_ms >= {int(lo)} AND t.window_start_ms < {int(hi)}"
+    on = f"{span} AND {GOLD_TELEMETRY_1M.merge_on()}"
     with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
         (
             DeltaTable.forPath(session, path).alias("t")
@@ -140,7 +139,7 @@ def merge_watermarks(readings: DataFrame, path: str, *, app_id: str, batch_id: i
     with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
         (
             DeltaTable.forPath(session, path).alias("t")
-            .merge(newest.alias("s"), "t.asset = s.asset AND t.sensor = s.sensor")
+            .merge(newest.alias("s"), GOLD_WATERMARKS.merge_on())
             .whenMatchedUpdate(condition="s.event_time_ms > t.event_time_ms",
                                set={"event_time_ms": "s.event_time_ms"})
             .whenNotMatchedInsertAll()
@@ -159,7 +158,7 @@ def process_batch(
 ) -> None:
     """Write one micro-batch of silver.telemetry rows to every gold table (see the module doc)."""
     session = readings.sparkSession
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    now_ms = clock.now_ms() if now_ms is None else now_ms
     readings = readings.persist()
     try:
         current = _read_if_exists(session, paths.watermarks)
@@ -273,4 +272,4 @@ def run(
         if once
         else writer.trigger(processingTime=options.trigger)
     )
-    return start_exclusive(writer.foreachBatch(write_batch), settings, checkpoint, job="gold")
+    return start_exclusive(writer, write_batch, settings, checkpoint, job="gold")

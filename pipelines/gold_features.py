@@ -121,7 +121,7 @@ def merge_features(features: DataFrame, path: str, *, app_id: str, batch_id: int
     with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
         (
             DeltaTable.forPath(session, path).alias("t")
-            .merge(features.alias("s"), "t.asset = s.asset AND t.feature_time_ms = s.feature_time_ms")
+            .merge(features.alias("s"), GOLD_FEATURES.merge_on())
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()
@@ -173,18 +173,14 @@ def run(
     """Start the feature query over silver.telemetry; `once` processes what is available and stops.
 
     `on_features(rows, batch_id)` is called with each batch's new and updated feature rows after
-    they are written (the scoring hook); by default the champion models score them when the
-    registry has one.
+    they are written: the app layer passes the streaming scorer here (`pipeline run features
+    --score`, `pipeline up`); without it the job only computes features.
     """
     lake = settings.lake
     require_table(spark, SILVER_TELEMETRY, lake, hint="Run `plantlake pipeline run silver` first.")
     step_ms = settings.models.feature_step_minutes * 60_000
     checkpoint = lake.checkpoint_path("features")
     app_id = f"features:{writer_id(spark, checkpoint)}"
-    if on_features is None:
-        from plantlake.models.scoring import streaming_scorer
-
-        on_features = streaming_scorer(settings)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -199,7 +195,8 @@ def run(
         if features is None:
             return
         try:
-            on_features(features, batch_id)
+            if on_features is not None:
+                on_features(features, batch_id)
         finally:
             features.unpersist()
         print(f"features: batch {batch_id} done in {time.monotonic() - started:.1f}s", flush=True)
@@ -211,6 +208,4 @@ def run(
     else:
         writer = writer.trigger(processingTime=settings.pipeline.features_trigger)
     with scheduler_pool(spark, "features"):
-        return start_exclusive(
-            writer.foreachBatch(write_batch), settings, checkpoint, job="features"
-        )
+        return start_exclusive(writer, write_batch, settings, checkpoint, job="features")

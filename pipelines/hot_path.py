@@ -26,6 +26,7 @@ from pathlib import Path
 
 import orjson
 
+from plantlake.clock import now_ms
 from plantlake.config import Settings
 from plantlake.contracts import (
     GOLD_TWIN_STATE,
@@ -49,10 +50,6 @@ from plantlake.topics import topic
 
 # Epoch-millisecond stamps outside 1970..2100 are not times (nanosecond or microsecond stamps).
 _LATEST_MS = 4_102_444_800_000
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -111,7 +108,7 @@ class HotPath:
         *,
         rules: Sequence[Rule] | None = None,
         log: Callable[[str], None] = print,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
         status_path: Path | None = None,
     ):
         self.settings = settings

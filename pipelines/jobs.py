@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 
+from plantlake.clock import log_stamp
 from plantlake.config import Settings
-from plantlake.errors import ConfigError
+from plantlake.errors import ConfigError, PlantlakeError
+from plantlake.pipelines.batch_errors import await_query, own_error
 from plantlake.pipelines.restarts import backoff_s, failed_for_good, failure_reason
 
 # Each layer's module has `run(spark, settings, *, once) -> StreamingQuery | list[StreamingQuery]`.
@@ -21,43 +24,61 @@ LAYERS = {
     "gold": "plantlake.pipelines.gold",
     # silver and gold's aggregates in one query: what `pipeline up` runs.
     "cold": "plantlake.pipelines.cold_path",
-    # gold.features, and streaming scoring with the champion models when there are any.
+    # gold.features; with `score`, the champion models score each batch's rows.
     "features": "plantlake.pipelines.gold_features",
 }
 JOBS = (*LAYERS, "up", "maintain", "cmms", "score")
 
 
-def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, spark=None) -> None:
-    """Start one layer's queries and wait (until done with `once`, else until one stops)."""
+def run_layer(
+    settings: Settings,
+    layer: str,
+    *,
+    once: bool,
+    console: Console,
+    spark=None,
+    score: bool = False,
+) -> None:
+    """Start one layer's queries and wait (until done with `once`, else until one stops).
+
+    `score` (features only) has the champion models score each batch's feature rows into
+    gold.predictions, work orders and alarms.
+    """
     from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
     from plantlake.spark import get_spark
 
     if layer not in LAYERS:
         raise ConfigError(f"Unknown pipeline layer {layer!r}; known: {list(LAYERS)}.")
+    if score and layer != "features":
+        raise ConfigError(f"--score is for the features layer, not {layer!r}.")
+    options = {"on_features": scoring_hook(settings)} if score else {}
     adopt_legacy_checkpoints(settings, console.print)
     spark = spark or get_spark(settings, app_name=f"plantlake-{layer}")
     started = time.monotonic()
     failures = 0
     spark.streams.resetTerminated()  # awaitAnyTermination must see only this run's queries
     while True:
-        result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once)
+        result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once, **options)
         queries = result if isinstance(result, list) else [result]
         names = ", ".join(q.name or q.id for q in queries)
         console.print(f"{layer}: {names} started ({'once' if once else 'continuous'})")
         if once:
             for query in queries:
-                query.awaitTermination()
+                await_query(query)  # a batch's PlantlakeError comes back as itself
             break
         try:
             spark.streams.awaitAnyTermination()  # raises the failure of the query that stopped
             break
         except Exception as exc:  # a StreamingQueryException, with the JVM's cause inside
+            own = next(filter(None, (own_error(q, exc) for q in queries)), None)
             progressed = any(q.recentProgress for q in queries)
             failures = 1 if progressed else failures + 1
-            if failed_for_good(exc) or failures > settings.pipeline.restarts:
+            if failed_for_good(own or exc) or failures > settings.pipeline.restarts:
+                if own is not None:
+                    raise own from exc
                 raise
             wait_s = backoff_s(failures)
-            console.print(f"{_stamp()} {layer}: {names} failed ({failure_reason(exc)}); restart "
+            console.print(f"{log_stamp()} {layer}: {names} failed ({failure_reason(exc)}); restart "
                           f"{failures} of {settings.pipeline.restarts} in {wait_s}s")  # fmt: skip
             for query in spark.streams.active:
                 query.stop()
@@ -69,8 +90,11 @@ def run_layer(settings: Settings, layer: str, *, once: bool, console: Console, s
     )
 
 
-def _stamp() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")
+def scoring_hook(settings: Settings):
+    """The features job's hook that scores with the champions (plantlake.models.scoring)."""
+    from plantlake.models.scoring import streaming_scorer
+
+    return streaming_scorer(settings)
 
 
 def run_hot_path(settings: Settings, *, once: bool, console: Console) -> None:
@@ -82,7 +106,7 @@ def run_hot_path(settings: Settings, *, once: bool, console: Console) -> None:
     from plantlake.pipelines.hot_path import HotPath
 
     def log(line: str) -> None:
-        console.print(f"[dim]{time.strftime('%Y-%m-%d %H:%M:%S')}[/] {line}", highlight=False)
+        console.print(f"[dim]{log_stamp()}[/] {line}", highlight=False)
 
     stop = threading.Event()
 
@@ -107,7 +131,7 @@ def hot_path_status_file(settings: Settings) -> Path:
 def run_maintenance(
     settings: Settings, *, console: Console, retention_hours: int, spark=None
 ) -> None:
-    from plantlake.pipelines.maintenance import maintain_lake
+    from plantlake.pipelines.table_upkeep import maintain_lake
     from plantlake.spark import get_spark
 
     spark = spark or get_spark(settings, app_name="plantlake-maintain")
@@ -141,14 +165,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("job", choices=JOBS)
     parser.add_argument("--once", action="store_true", help="process what is available, then stop")
     parser.add_argument(
+        "--score", action="store_true", help="features: score each batch with the champions"
+    )
+    parser.add_argument(
         "--retention-hours", type=int, default=168, help="VACUUM retention (maintain)"
     )
     parser.add_argument(
         "--file", type=Path, help="CMMS CSV export (cmms; default: the simulator's)"
     )
     args = parser.parse_args(argv)
-    console = Console()
-    settings = load_settings()
+    try:
+        _run_job(args, load_settings(), Console())
+    except PlantlakeError as exc:  # the same one paragraph as the CLI prints, not a traceback
+        print(f"{log_stamp()} error {exc.for_user()}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def _run_job(args: argparse.Namespace, settings: Settings, console: Console) -> None:
     if args.job == "up":
         from plantlake.pipelines.lake_path import run_lake_path
 
@@ -164,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         spark = get_spark(settings, app_name="plantlake-score")
         run_batch_scoring(spark, settings, console=console)
     else:
-        run_layer(settings, args.job, once=args.once, console=console)
+        run_layer(settings, args.job, once=args.once, console=console, score=args.score)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from plantlake.config import Settings
 from plantlake.errors import PlantlakeError, SourceError
+from plantlake.pipelines.batch_errors import await_query
 from plantlake.pipelines.checkpoints import adopt_legacy_checkpoints
 from plantlake.pipelines.restarts import backoff_s, failed_for_good, failure_reason
 
@@ -42,11 +43,13 @@ def _hot_path_process(settings: Settings, log: Path) -> subprocess.Popen:
 
 
 class FeatureSchedule(threading.Thread):
-    """Runs gold.features (availableNow) every `every_s` seconds until stopped."""
+    """Runs gold.features (availableNow) every `every_s` seconds until stopped, each batch's rows
+    handed to `on_features` (the scoring hook)."""
 
-    def __init__(self, spark, settings: Settings, every_s: float):
+    def __init__(self, spark, settings: Settings, every_s: float, on_features=None):
         super().__init__(name="features-schedule", daemon=True)
         self.spark, self.settings, self.every_s = spark, settings, every_s
+        self.on_features = on_features
         self.stopped = threading.Event()
         self.runs = 0
         self.last: str = "waiting for silver"
@@ -58,8 +61,8 @@ class FeatureSchedule(threading.Thread):
         while not self.stopped.is_set():
             started = time.monotonic()
             try:
-                query = gold_features.run(self.spark, self.settings, once=True)
-                query.awaitTermination()
+                await_query(gold_features.run(self.spark, self.settings, once=True,
+                                              on_features=self.on_features))  # fmt: skip
                 self.runs += 1
                 self.last = f"run {self.runs} took {time.monotonic() - started:.0f} s"
             except SourceError:
@@ -116,7 +119,7 @@ def status_table(queries, hot: dict | None, hot_alive: bool, features: FeatureSc
 def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> None:
     """Run the lake path until Ctrl-C or SIGTERM (see the module doc); raises the first failure."""
     from plantlake.pipelines import bronze, cold_path
-    from plantlake.pipelines.jobs import hot_path_status_file
+    from plantlake.pipelines.jobs import hot_path_status_file, scoring_hook
     from plantlake.spark import get_spark
 
     stop = threading.Event()
@@ -135,7 +138,8 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
     }
     restarts: dict[str, int] = {}
     queries = [starters["bronze"]()]
-    features = FeatureSchedule(spark, settings, settings.pipeline.features_every_minutes * 60)
+    every_s = settings.pipeline.features_every_minutes * 60
+    features = FeatureSchedule(spark, settings, every_s, on_features=scoring_hook(settings))
     failure: BaseException | None = None
     try:
         with Live(console=console, refresh_per_second=1, transient=False) as live:

@@ -31,7 +31,7 @@ from plantlake.pipelines.expectations import (
     StuckParams,
 )
 
-# Quantities of edge window features with no unit (as pipelines.units.UNITLESS_FEATURES).
+# Quantities of edge window features with no unit (as pipelines.unit_conversion.UNITLESS_FEATURES).
 UNITLESS = frozenset(("ratio", "energy"))
 _NO_UNIT_NEEDED = UNITLESS | {"state"}
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 
+from plantlake.errors import ExpectationFailed
+
 _ERROR_LINE = re.compile(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Failed)): (.+)$")
 
 
 def failed_for_good(exc: BaseException) -> bool:
-    """Failures a restart cannot cure: a `fail` rule that failed."""
-    return "ExpectationFailed" in str(exc)
+    """Failures a restart cannot cure: a `fail` rule that failed (as itself, or quoted in the
+    failure Spark wraps it in)."""
+    return isinstance(exc, ExpectationFailed) or "ExpectationFailed" in str(exc)
 
 
 def failure_reason(exc: BaseException) -> str:

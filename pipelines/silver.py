@@ -3,7 +3,6 @@ data-quality rules, and routed to silver.telemetry, silver.quarantine and silver
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
+from plantlake.clock import now_ms
 from plantlake.config import LakeSettings, Settings
 from plantlake.contracts import (
     BRONZE_TELEMETRY,
@@ -27,6 +27,7 @@ from plantlake.contracts import (
     TableRef,
 )
 from plantlake.ingest.simulator.plant import Plant
+from plantlake.pipelines.asset_registry import REGISTRY_SCHEMA, join_registry, registry_rows
 from plantlake.pipelines.checkpoints import start_exclusive
 from plantlake.pipelines.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.delta_io import (
@@ -46,8 +47,7 @@ from plantlake.pipelines.quality import (
     rule_metrics,
     split_by_action,
 )
-from plantlake.pipelines.registry import REGISTRY_SCHEMA, join_registry, registry_rows
-from plantlake.pipelines.units import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.pipelines.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 from plantlake.spark import scheduler_pool
 
 # silver.dq_metrics without batch_time, which is stamped at write.
@@ -147,7 +147,7 @@ def merge_rule_state(state: DataFrame, path: str, *, app_id: str, batch_id: int)
     with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
         (
             DeltaTable.forPath(session, path).alias("t")
-            .merge(state.alias("s"), "t.asset = s.asset AND t.sensor = s.sensor")
+            .merge(state.alias("s"), SILVER_RULE_STATE.merge_on())
             .whenMatchedUpdateAll(condition="s.last_time > t.last_time")
             .whenNotMatchedInsertAll()
             .execute()
@@ -207,7 +207,7 @@ class _BatchWriter:
             prepared.where(F.col("unit_error").isNull()),
             self.rules,
             carried=carried,
-            now_ms=int(time.time() * 1000),
+            now_ms=now_ms(),
         ).localCheckpoint()
         metrics: list[Row] = rule_metrics(checked, self.rules, batch_id=batch_id).collect()
         # Before any write: a failed `fail` rule leaves this batch unwritten everywhere.
@@ -308,4 +308,4 @@ def run(
         writer.trigger(availableNow=True) if once else writer.trigger(processingTime="10 seconds")
     )
     with scheduler_pool(spark, "silver"):
-        return start_exclusive(writer.foreachBatch(write_batch), settings, checkpoint, job="silver")
+        return start_exclusive(writer, write_batch, settings, checkpoint, job="silver")

@@ -69,9 +69,6 @@ class TwinRow:
         return (self.event_time_ms, self.receive_time_ms, seq,
                 self.kafka_topic, self.kafka_partition, self.kafka_offset)  # fmt: skip
 
-    def same_value(self, other: TwinRow) -> bool:
-        return self.order() == other.order()
-
 
 @dataclass(slots=True)
 class _Scope:

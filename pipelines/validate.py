@@ -18,12 +18,12 @@ approximated.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plantlake import clock
 from plantlake.contracts import (
     GOLD_TELEMETRY_1M,
     GOLD_TELEMETRY_5M,
@@ -542,7 +542,7 @@ def validate_lake(
     # Before GE is imported: it reads the switch at import time. No network from a validation.
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     docs_dir = default_docs_dir(settings) if docs_dir is None else Path(docs_dir)
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    now_ms = clock.now_ms() if now_ms is None else now_ms
     suites = lake_specs(load_rules() if rules is None else rules, now_ms=now_ms)
 
     context = None

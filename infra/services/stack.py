@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -170,7 +169,3 @@ def render_status(healths: Sequence[Health], console: Console) -> None:
     logs = {str(Path(h.log).parent) for h in healths if h.log}
     if logs:
         console.print(f"[dim]logs: {', '.join(sorted(logs))}[/]")
-
-
-def stderr_console() -> Console:
-    return Console(stderr=True, file=sys.stderr)

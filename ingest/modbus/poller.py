@@ -26,6 +26,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusException
 
+from plantlake.clock import now_ms
 from plantlake.config import ModbusSettings
 from plantlake.ingest.edge import EdgeSink
 from plantlake.ingest.modbus.register_map import RegisterMap
@@ -42,10 +43,6 @@ from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind, 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "modbus"
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ class ModbusPoller:
         register_map: RegisterMap,
         *,
         options: PollerOptions | None = None,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.options = options or PollerOptions()
         self.endpoint = f"{settings.host}:{settings.port}"
@@ -309,7 +306,7 @@ async def run_modbus_poller(
     *,
     stop: asyncio.Event,
     options: PollerOptions | None = None,
-    clock: Callable[[], int] = wall_ms,
+    clock: Callable[[], int] = now_ms,
 ) -> ModbusPoller:
     """Poll `settings.host:settings.port` per the register map until `stop` is set.
 

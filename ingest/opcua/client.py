@@ -39,6 +39,8 @@ from asyncua.common.subscription import (
 )
 from asyncua.observer import Observer, SubscriptionEvent
 
+from plantlake import clock
+from plantlake.clock import utc_text
 from plantlake.config import OpcUaSettings, Settings
 from plantlake.errors import SourceError
 from plantlake.ingest.edge import EdgeSink, WatermarkStore
@@ -84,10 +86,6 @@ def deadband_filter(sensor: str, deadbands: Mapping[str, float]) -> ua.DataChang
     )
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class _SessionEnded(Exception):
     """The session is over: the transport dropped, or data and keep-alives stopped."""
 
@@ -117,7 +115,7 @@ class OpcUaEdgeClient:
         sink: EdgeSink,
         *,
         options: OpcUaClientOptions = OpcUaClientOptions(),
-        now_ms: Callable[[], int] = _wall_ms,
+        now_ms: Callable[[], int] = clock.now_ms,
         watermarks: WatermarkStore | None = None,
     ):
         self._opcua = opcua
@@ -383,9 +381,7 @@ class OpcUaEdgeClient:
                 raise _SessionEnded(f"no data and no keep-alive for {stale_after:.1f}s")
 
     def _gap_event(self, start_ms: int, end_ms: int, why: str) -> None:
-        span = " to ".join(
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) for ms in (start_ms, end_ms)
-        )
+        span = f"{utc_text(start_ms)} to {utc_text(end_ms)}"
         log.warning("OPC-UA %s: no backfill from %s UTC: %s", self.endpoint, span, why)
         self._lifecycle(LifecycleKind.DATA_GAP, f"source time {span} UTC not backfilled: {why}")
 
@@ -423,7 +419,7 @@ async def run_opcua_client(
     backfill_ms = int(settings.opcua.max_backfill_minutes * 60_000)
     options = options or OpcUaClientOptions(max_backfill_ms=backfill_ms)
     client = OpcUaEdgeClient(
-        settings.opcua, settings.pki, sink, options=options, now_ms=now_ms or _wall_ms,
+        settings.opcua, settings.pki, sink, options=options, now_ms=now_ms or clock.now_ms,
         watermarks=getattr(sink, "watermarks", None),  # the edge buffer's, in production
     )  # fmt: skip
     await client.run(stop)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+from plantlake.clock import now_ms
+
 
 class SimClock:
     def __init__(self, start_ms: int | None = None, *, speed: float = 1.0):
-        self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
+        self.start_ms = now_ms() if start_ms is None else start_ms
         self.speed = speed
         self._wall0 = time.monotonic()
 

@@ -88,7 +88,7 @@ class Asset:
 
 
 @dataclass(frozen=True)
-class MaintenanceEvent:
+class CmmsLogEntry:
     """A line of the CMMS log: the ground truth labels for ML."""
 
     asset: str
@@ -272,14 +272,14 @@ def device_time_ms(asset: Asset, plant: Plant, t_ms: int) -> int:
     return t_ms + int((t_ms - plant.start_ms) * asset.clock_drift_ppm / 1e6)
 
 
-def maintenance_log(plant: Plant, until_ms: int) -> list[MaintenanceEvent]:
+def maintenance_log(plant: Plant, until_ms: int) -> list[CmmsLogEntry]:
     """Failures and repairs up to `until_ms`, as a CMMS would export them."""
     events = []
     for path, times in plant.failures.items():
         mode = "bearing_wear" if plant.asset(path).kind in ("pump", "motor") else "seal_leak"
         for failure in times:
             if failure <= until_ms:
-                events.append(MaintenanceEvent(path, "failure", mode, failure))
+                events.append(CmmsLogEntry(path, "failure", mode, failure))
             if failure + plant.repair_ms <= until_ms:
-                events.append(MaintenanceEvent(path, "repair", mode, failure + plant.repair_ms))
+                events.append(CmmsLogEntry(path, "repair", mode, failure + plant.repair_ms))
     return sorted(events, key=lambda e: (e.time_ms, e.asset))

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
 
+from plantlake.clock import now_ms
 from plantlake.config import EdgeNode, MqttSettings, Settings
 from plantlake.ingest.simulator.clock import SimClock
 from plantlake.ingest.simulator.plant import Asset, Plant, device_time_ms, value_at
@@ -121,7 +122,7 @@ class SimulatedEdgeNode:
 
     def _set_will(self) -> None:
         death = encode_payload([Metric(BDSEQ_METRIC, DataType.INT64, self._bd_seq)], seq=None,
-                               timestamp_ms=int(time.time() * 1000))  # fmt: skip
+                               timestamp_ms=now_ms())  # fmt: skip
         self._client.will_set(self._topic("NDEATH"), death, qos=1, retain=False)
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:

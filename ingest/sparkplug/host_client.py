@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from plantlake.clock import now_ms
 from plantlake.config import MqttSettings, Settings
 from plantlake.errors import SourceError
 from plantlake.ingest.edge import EdgeSink
@@ -50,10 +51,6 @@ MAX_BATCH = 200  # MQTT messages handled per buffer append
 # How many unacknowledged QoS 1 messages the broker may send at once (MQTT 5 Receive Maximum):
 # acknowledging only after the buffer append must not starve the batches above.
 RECEIVE_MAXIMUM = 1000
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class HostClient:
@@ -96,7 +93,7 @@ class HostClient:
         self._new_state_timestamp()
 
     def _new_state_timestamp(self) -> None:
-        self._state_ts = _now_ms()
+        self._state_ts = now_ms()
         offline = state_payload(online=False, timestamp_ms=self._state_ts)
         self._client.will_set(self._state_topic, offline, qos=1, retain=True)
 
@@ -114,7 +111,7 @@ class HostClient:
         client.publish(self._state_topic, online, qos=1, retain=True)
         self._connects += 1
         if self._connects > 1:
-            self._inbox.put((_RECONNECTED, b"", _now_ms(), 0, 0))
+            self._inbox.put((_RECONNECTED, b"", now_ms(), 0, 0))
         self.online.set()
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
@@ -122,7 +119,7 @@ class HostClient:
         self._new_state_timestamp()  # the next session's will and birth share a new timestamp
 
     def _on_message(self, client, userdata, message) -> None:
-        self._inbox.put((message.topic, message.payload, _now_ms(), message.mid, message.qos))
+        self._inbox.put((message.topic, message.payload, now_ms(), message.mid, message.qos))
 
     # -- the worker loop --------------------------------------------------------------------------
 
@@ -177,7 +174,7 @@ class HostClient:
                     if qos:  # stored (the sink returned): the broker may forget it
                         self._client.ack(mid, qos)
                 if time.monotonic() >= next_tick:
-                    self._emit(self.host.tick(_now_ms()))
+                    self._emit(self.host.tick(now_ms()))
                     next_tick = time.monotonic() + self._tick_s
         finally:
             self._shutdown()
@@ -200,7 +197,7 @@ class HostClient:
             self._rebirth(request)
 
     def _rebirth(self, request: RebirthRequest) -> None:
-        now = _now_ms()
+        now = now_ms()
         command = Metric(REBIRTH_METRIC, DataType.BOOLEAN, True, now)
         payload = encode_payload([command], seq=None, timestamp_ms=now)
         log.info("rebirth request to %s/%s: %s", request.group, request.node, request.reason)

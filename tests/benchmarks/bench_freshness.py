@@ -54,7 +54,7 @@ from plantlake.contracts import (
     SILVER_TELEMETRY,
 )
 from plantlake.pipelines.twin_store import delta_rs_uri
-from plantlake.pipelines.units import unit_rows
+from plantlake.pipelines.unit_conversion import unit_rows
 from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic

@@ -20,7 +20,7 @@ from plantlake.ingest.historian import historian_readings
 from plantlake.ingest.simulator.plant import HOUR_MS, build_plant
 from plantlake.pipelines.cmms import load_cmms_export
 from plantlake.pipelines.gold_features import compute_features
-from plantlake.pipelines.units import CANONICAL_UNITS, conversion
+from plantlake.pipelines.unit_conversion import CANONICAL_UNITS, conversion
 from plantlake.simulate import write_cmms_export
 
 DAYS = 30

@@ -111,3 +111,35 @@ def test_a_failing_fail_rule_stops_silver_naming_the_rule_and_writes_nothing(
         spark.read.format("delta").load(SILVER_DQ_METRICS.path(lake)).where(f"rule = '{RULE}'")
     ).collect()
     assert (metric.batch_id, metric.checked, metric.failed) == (0, 15, 3)
+
+
+@pytest.mark.parametrize("once", [True, False], ids=["once", "continuous"])
+def test_the_job_runner_raises_the_failed_rule_as_itself(spark, settings, tmp_path, monkeypatch,
+                                                         once):  # fmt: skip
+    """Issue 9: what `plantlake pipeline run silver` and the spark-submit entry get is the
+    ExpectationFailed the batch raised, code and hint included, not Spark's wrapper; and a
+    continuous run does not restart it."""
+    import io
+
+    from rich.console import Console
+
+    from plantlake.errors import ExpectationFailed
+    from plantlake.pipelines.jobs import run_layer
+
+    lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
+    own = settings.model_copy(update={"lake": lake})
+    silver.load_reference(spark, own, PLANT)
+    rows = [bronze_row("discharge_pressure", 6.0, "bar", offset=0),
+            bronze_row("discharge_pressure", 90.0, "bar", offset=1)]  # fmt: skip
+    spark.createDataFrame(rows, BRONZE_SCHEMA).write.format("delta").save(
+        BRONZE_TELEMETRY.path(lake)
+    )
+    failing = rules_in(tmp_path / "fail", "fail")
+    monkeypatch.setattr(silver, "load_rules", lambda *_: failing)
+    output = io.StringIO()
+    with pytest.raises(ExpectationFailed) as stopped:
+        run_layer(own, "silver", once=once, console=Console(file=output), spark=spark)
+    assert stopped.value.code == "expectation-failed"
+    assert (stopped.value.rule, stopped.value.failed) == (RULE, 1)
+    assert stopped.value.hint
+    assert "restart" not in output.getvalue()

@@ -21,9 +21,9 @@ from plantlake.contracts import TABLES, TableRef
 from plantlake.ingest.kafka_sink import produce, produce_raw
 from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind, Quality, Reading
 from plantlake.ingest.simulator.plant import build_plant
+from plantlake.pipelines.asset_registry import REMOUNTS, registry_rows
 from plantlake.pipelines.hot_path import HotPath
 from plantlake.pipelines.jobs import run_layer
-from plantlake.pipelines.registry import REMOUNTS, registry_rows
 from plantlake.pipelines.silver import load_reference
 from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic

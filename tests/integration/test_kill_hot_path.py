@@ -14,8 +14,8 @@ from plantlake.config import LakeSettings
 from plantlake.contracts import GOLD_TWIN_STATE
 from plantlake.ingest.simulator.plant import build_plant
 from plantlake.pipelines import silver
+from plantlake.pipelines.asset_registry import registry_rows
 from plantlake.pipelines.hot_path import HotPath
-from plantlake.pipelines.registry import registry_rows
 from plantlake.pipelines.twin_store import open_table
 from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic

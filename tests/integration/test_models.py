@@ -7,9 +7,10 @@ import pytest
 from rich.console import Console
 
 from plantlake.contracts import GOLD_TRAINING_SETS
+from plantlake.models.champions import CHAMPION
 from plantlake.models.promotion import promote, rollback
 from plantlake.models.pyfunc import FAILURE, RiskScoreModel
-from plantlake.models.train import CHALLENGER, CHAMPION, fit_failure_model, train_models
+from plantlake.models.train import CHALLENGER, fit_failure_model, train_models
 from plantlake.pipelines.features import FEATURE_COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]

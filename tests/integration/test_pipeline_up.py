@@ -17,7 +17,7 @@ from plantlake.contracts import (
     SILVER_TELEMETRY,
 )
 from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.registry import registry_rows
+from plantlake.pipelines.asset_registry import registry_rows
 from plantlake.pipelines.twin_store import open_table
 from plantlake.services.minio import delta_rs_options
 from plantlake.topics import topic

@@ -56,7 +56,13 @@ LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 
 def start_job(
-    layer: str, settings: Settings, log: Path, *, once: bool, extra_env: dict | None = None
+    layer: str,
+    settings: Settings,
+    log: Path,
+    *,
+    once: bool,
+    extra_env: dict | None = None,
+    extra_args: Iterable[str] = (),
 ) -> subprocess.Popen:
     """`plantlake pipeline run LAYER` in its own process group, on `settings`' lake and topics."""
     env = (
@@ -69,7 +75,7 @@ def start_job(
         | (extra_env or {})
     )
     command = [sys.executable, "-c", "from plantlake.cli import main; main()",
-               "pipeline", "run", layer, *(["--once"] if once else [])]  # fmt: skip
+               "pipeline", "run", layer, *(["--once"] if once else []), *extra_args]  # fmt: skip
     with log.open("a") as out:
         return subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -119,7 +119,8 @@ def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarm
 ):
     from mlflow.tracking import MlflowClient
 
-    from plantlake.models.scoring import champion, run_batch_scoring, streaming_scorer
+    from plantlake.models.champions import champion
+    from plantlake.models.scoring import run_batch_scoring, streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     settings = isolated_kafka.model_copy(
@@ -313,7 +314,8 @@ def test_a_champion_promotion_did_not_pass_is_not_loaded(isolated_kafka, spark, 
     whoever moved the alias onto it; the features job's hook skips rather than fails."""
     from mlflow.tracking import MlflowClient
 
-    from plantlake.models.scoring import UntrustedChampion, champion, streaming_scorer
+    from plantlake.models.champions import UntrustedChampion, champion
+    from plantlake.models.scoring import streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     settings = isolated_kafka.model_copy(
@@ -373,3 +375,37 @@ def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spa
     assert stamped.alerted_at_ms is not None
     alarms = consume_all(settings, topic("alarms").name(settings.kafka.topic_prefix), settle=3)
     assert [json.loads(m.value())["work_order_id"] for m in alarms] == ["wo-crash-1"]
+
+
+def test_the_features_job_scores_only_when_asked(isolated_kafka, spark):
+    """Issue 9: `pipeline run features` computes features; serving ML (predictions, work orders,
+    alarms) is composed in by the app layer (`--score`, `pipeline up`), never a silent default."""
+    import datetime as dt
+
+    from mlflow.tracking import MlflowClient
+
+    from plantlake.contracts import SILVER_TELEMETRY
+    from plantlake.pipelines import gold_features
+    from tests.integration.test_restart import SILVER_SCHEMA, silver_row
+
+    settings = isolated_kafka
+    name = f"test-unasked-{uuid.uuid4().hex[:8]}"
+    settings = settings.model_copy(update={"models": settings.models.model_copy(
+        update={"failure_model": name})})  # fmt: skip
+    client = MlflowClient(tracking_uri=settings.mlflow.uri)
+    try:
+        version = register_champion(settings, name)
+        client.set_registered_model_alias(name, "champion", version)
+        written = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        rows = [silver_row(PUMP, "vibration", "vibration", "mm/s", 9.0, T0 + i * 60_000,
+                           quality="Good", offset=i, written_ms=written) for i in range(30)]  # fmt: skip
+        spark.createDataFrame(rows, SILVER_SCHEMA).write.format("delta").save(
+            SILVER_TELEMETRY.path(settings.lake)
+        )
+        query = gold_features.run(spark, settings, once=True)
+        query.awaitTermination()
+        assert spark.read.format("delta").load(GOLD_FEATURES.path(settings.lake)).count() > 0
+        assert not DeltaTable.isDeltaTable(spark, GOLD_PREDICTIONS.path(settings.lake))
+    finally:
+        if client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.delete_registered_model(name)

@@ -131,7 +131,8 @@ def test_features_and_scoring_killed_five_times_with_mlflow_restarted_equal_an_u
         rng = random.Random(8)
         try:
             for kill in range(KILLS):
-                job = start_job("features", settings, log, once=False, extra_env=env)
+                job = start_job("features", settings, log, once=False, extra_env=env,
+                                extra_args=["--score"])  # fmt: skip
                 if kill == 2:  # MLflow goes away under a running scorer and comes back
                     time.sleep(rng.uniform(15, 25))
                     restart(settings, "mlflow", down_s=8)
@@ -142,13 +143,16 @@ def test_features_and_scoring_killed_five_times_with_mlflow_restarted_equal_an_u
             stop.set()
             grower.join()
         assert delivered[0] > 20, "too little input to reach the wearing pump's alarms"
-        finish(start_job("features", settings, log, once=True, extra_env=env), log, timeout=400)
+        final = start_job(
+            "features", settings, log, once=True, extra_env=env, extra_args=["--score"]
+        )
+        finish(final, log, timeout=400)
 
         reference = settings.model_copy(update={"lake": LakeSettings(
             root=f"file://{tmp_path}/ref/lake", checkpoint_root=f"file://{tmp_path}/ref/chk")})  # fmt: skip
         for d in range(delivered[0]):
             _append_silver(spark, reference, _silver_delivery(d, written_ms=T0 + d))
-        query = gold_features.run(spark, reference, once=True, on_features=lambda *_: None)
+        query = gold_features.run(spark, reference, once=True)  # features only: no --score
         query.awaitTermination()
         assert query.exception() is None
     finally:

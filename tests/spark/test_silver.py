@@ -12,10 +12,15 @@ from plantlake.contracts import (
 )
 from plantlake.ingest.simulator.plant import build_plant
 from plantlake.pipelines import silver
+from plantlake.pipelines.asset_registry import (
+    REGISTRY_SCHEMA,
+    REMOUNTS,
+    join_registry,
+    registry_rows,
+)
 from plantlake.pipelines.dedup import dedup_batch, drop_seen
 from plantlake.pipelines.expectations import load_rules
-from plantlake.pipelines.registry import REGISTRY_SCHEMA, REMOUNTS, join_registry, registry_rows
-from plantlake.pipelines.units import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.pipelines.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 
 pytestmark = pytest.mark.spark
 

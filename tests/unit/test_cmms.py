@@ -2,7 +2,7 @@ import pytest
 
 from plantlake.errors import ContractError, SourceError
 from plantlake.ingest.simulator.plant import build_plant, maintenance_log
-from plantlake.pipelines.cmms import MaintenanceEvent, parse_cmms_export, read_cmms_export
+from plantlake.pipelines.cmms import CmmsRecord, parse_cmms_export, read_cmms_export
 from plantlake.simulate import write_cmms_export
 
 HEADER = "asset,event,failure_mode,time_ms\n"
@@ -22,15 +22,15 @@ def test_a_good_export_parses_in_file_order_with_empty_failure_modes_as_null():
         f" plant1/line1/press-01 , inspection , , {T + 9}\n"
     )
     assert events == (
-        MaintenanceEvent(PUMP, "failure", "bearing_wear", T),
-        MaintenanceEvent(PUMP, "repair", "bearing_wear", T + 4),
-        MaintenanceEvent("plant1/line1/press-01", "inspection", None, T + 9),
+        CmmsRecord(PUMP, "failure", "bearing_wear", T),
+        CmmsRecord(PUMP, "repair", "bearing_wear", T + 4),
+        CmmsRecord("plant1/line1/press-01", "inspection", None, T + 9),
     )
 
 
 def test_the_columns_may_come_in_any_order_and_a_header_only_file_is_empty():
     assert _parse(f"{T},failure,{PUMP},\n", header="time_ms,event,asset,failure_mode\n") == (
-        MaintenanceEvent(PUMP, "failure", None, T),
+        CmmsRecord(PUMP, "failure", None, T),
     )
     assert _parse("") == ()
 
@@ -42,7 +42,7 @@ def test_the_simulators_export_reads_back_as_its_maintenance_log(tmp_path):
     assert write_cmms_export(plant, until, path) > 10
     events = read_cmms_export(path)
     assert events == tuple(
-        MaintenanceEvent(e.asset, e.kind, e.failure_mode, e.time_ms)
+        CmmsRecord(e.asset, e.kind, e.failure_mode, e.time_ms)
         for e in maintenance_log(plant, until)
     )
 
@@ -81,7 +81,7 @@ def test_every_bad_line_is_named_up_to_ten():
 
 def test_a_repeated_row_counts_once_but_two_failure_modes_for_one_event_are_refused():
     row = f"{PUMP},failure,bearing_wear,{T}\n"
-    assert _parse(row + row) == (MaintenanceEvent(PUMP, "failure", "bearing_wear", T),)
+    assert _parse(row + row) == (CmmsRecord(PUMP, "failure", "bearing_wear", T),)
     with pytest.raises(ContractError, match="line 3: failure of .* has failure mode 'seal_leak', "
                                             "line 2 says 'bearing_wear'"):  # fmt: skip
         _parse(row + f"{PUMP},failure,seal_leak,{T}\n")
@@ -98,7 +98,7 @@ def test_a_wrong_header_refuses_the_file(header):
 def test_a_spreadsheet_bom_is_not_part_of_the_header(tmp_path):
     path = tmp_path / "export.csv"
     path.write_text(HEADER + f"{PUMP},failure,bearing_wear,{T}\n", encoding="utf-8-sig")
-    assert read_cmms_export(path) == (MaintenanceEvent(PUMP, "failure", "bearing_wear", T),)
+    assert read_cmms_export(path) == (CmmsRecord(PUMP, "failure", "bearing_wear", T),)
 
 
 def test_a_missing_export_is_a_source_error_naming_it(tmp_path):

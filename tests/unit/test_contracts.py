@@ -46,3 +46,33 @@ def test_a_time_outside_1970_to_2100_is_no_epoch_millisecond():
     ]
     assert is_epoch_ms(0) and is_epoch_ms(4_102_444_799_999)  # up to 2100-01-01 UTC
     assert not is_epoch_ms(-1) and not is_epoch_ms(4_102_444_800_000)
+
+
+def test_every_merge_is_keyed_by_its_tables_contract():
+    """Issue 9: MERGE conditions come from the contract's keys (TableRef.merge_on), never string
+    literals beside the job, so a key changed in the contract changes every writer."""
+    import re
+    from pathlib import Path
+
+    import plantlake.models
+    import plantlake.pipelines
+
+    # A condition written out: `.merge(source, "..."` or a `t.col = s.col` term, or built by hand.
+    literal = re.compile(r"\.merge\(\s*[\w.()\"']+,\s*f?[\"']|t\.\w+ = s\.\w+|t\.\{\w+\} = s\.")
+    found = []
+    for package in (plantlake.pipelines, plantlake.models):
+        for source in Path(package.__path__[0]).glob("*.py"):
+            text = re.sub(r"\s+", " ", source.read_text())
+            found += [f"{source.name}: {m.group(0)}" for m in literal.finditer(text)]
+    assert not found, found
+
+
+def test_a_merge_condition_joins_on_every_key_column():
+    from plantlake.contracts import GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M
+
+    # Windows are merged on their epoch-ms start, so that is the key the contract states.
+    for ref in (GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M):
+        assert ref.key == ("asset", "sensor", "window_start_ms")
+        assert ref.merge_on() == (
+            "t.asset = s.asset AND t.sensor = s.sensor AND t.window_start_ms = s.window_start_ms"
+        )

@@ -3,7 +3,7 @@
 import pytest
 
 from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.units import CANONICAL_UNITS, unit_rows
+from plantlake.pipelines.unit_conversion import CANONICAL_UNITS, unit_rows
 from plantlake.units import ALIASES, quantity_of, registry
 
 

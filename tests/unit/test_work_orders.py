@@ -10,7 +10,7 @@ from plantlake.models.work_orders import (
     CLOSED,
     OPEN,
     Alert,
-    MaintenanceEvent,
+    RepairOrInspection,
     WorkOrder,
     alarm_record,
     failure_mode,
@@ -87,7 +87,7 @@ def test_modes_and_assets_are_separate_orders():
 
 def test_a_repair_after_the_opening_closes_the_order_and_a_later_alert_opens_a_new_one():
     table = apply({}, plan([alert(t=10 * H)]))
-    repair = MaintenanceEvent(PUMP, "repair", 15 * H)
+    repair = RepairOrInspection(PUMP, "repair", 15 * H)
     p = plan([], orders=table.values(), maintenance=[repair])
     assert len(p.closed) == 1 and p.opened == frozenset()
     table = apply(table, p)
@@ -104,9 +104,9 @@ def test_a_repair_after_the_opening_closes_the_order_and_a_later_alert_opens_a_n
 def test_failures_and_maintenance_before_the_opening_do_not_close_it():
     table = apply({}, plan([alert(t=10 * H)]))
     events = [
-        MaintenanceEvent(PUMP, "inspection", 9 * H),
-        MaintenanceEvent(PUMP, "failure", 11 * H),
-        MaintenanceEvent(PRESS, "repair", 12 * H),
+        RepairOrInspection(PUMP, "inspection", 9 * H),
+        RepairOrInspection(PUMP, "failure", 11 * H),
+        RepairOrInspection(PRESS, "repair", 12 * H),
     ]
     p = plan([], orders=table.values(), maintenance=events)
     assert p.orders == ()
@@ -114,7 +114,7 @@ def test_failures_and_maintenance_before_the_opening_do_not_close_it():
 
 def test_a_backlog_replays_in_event_time():
     # Alerts before and after a repair, scored in one batch: two orders, the first closed.
-    repair = MaintenanceEvent(PUMP, "repair", 15 * H)
+    repair = RepairOrInspection(PUMP, "repair", 15 * H)
     p = plan([alert(t=t * H) for t in (10, 12, 15, 18, 19)], maintenance=[repair])
     orders = sorted(p.orders, key=lambda o: o.opened_feature_time_ms)
     assert [(o.opened_feature_time_ms, o.status) for o in orders] == [
@@ -127,7 +127,7 @@ def test_a_backlog_replays_in_event_time():
 
 
 def test_a_late_alert_from_a_closed_orders_period_opens_nothing():
-    repair = MaintenanceEvent(PUMP, "repair", 15 * H)
+    repair = RepairOrInspection(PUMP, "repair", 15 * H)
     table = apply({}, plan([alert(t=10 * H)], maintenance=[repair]))
     assert [o.status for o in table.values()] == [CLOSED]
     p = plan([alert(t=12 * H)], orders=table.values(), maintenance=[repair])

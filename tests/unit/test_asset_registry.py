@@ -4,7 +4,7 @@ from collections import defaultdict
 
 from plantlake.ingest.filters import load_filter_config
 from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.registry import REMOUNTS, feature_names, registry_rows
+from plantlake.pipelines.asset_registry import REMOUNTS, feature_names, registry_rows
 
 
 def _intervals(rows):

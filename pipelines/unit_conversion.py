@@ -101,7 +101,7 @@ def _unit_error(unit: Column, unit_given: Column, expected: Column, found: Colum
                 where,
                 F.lit(
                     " is not in reference.units: fix the device's unit or add it to "
-                    "plantlake.pipelines.units and run `plantlake reference load`"
+                    "plantlake.pipelines.unit_conversion and run `plantlake reference load`"
                 ),
             ),
         )  # fmt: skip

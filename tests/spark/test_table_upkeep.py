@@ -4,7 +4,7 @@ tables and the hot path's twin."""
 import pytest
 
 from plantlake.contracts import BRONZE_TELEMETRY, SILVER_QUARANTINE, TABLES
-from plantlake.pipelines.maintenance import maintain_lake
+from plantlake.pipelines.table_upkeep import maintain_lake
 
 pytestmark = pytest.mark.spark
 
