@@ -61,7 +61,12 @@ def announced_work_orders(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            found.add(orjson.loads(msg.value()).get("work_order_id"))
+            try:
+                record = orjson.loads(msg.value())
+            except orjson.JSONDecodeError:
+                record = None  # not an alarm (the topic is shared): nothing it can name
+            if isinstance(record, dict) and record.get("work_order_id"):
+                found.add(record["work_order_id"])
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                 ends.pop(msg.partition(), None)
         return found

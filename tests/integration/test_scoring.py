@@ -409,3 +409,17 @@ def test_the_features_job_scores_only_when_asked(isolated_kafka, spark):
     finally:
         if client.search_registered_models(filter_string=f"name = '{name}'"):
             client.delete_registered_model(name)
+
+
+def test_reading_back_alarms_skips_records_that_are_not_alarms(isolated_kafka):
+    """The alarms topic is shared: a record some other producer put there (not JSON, or JSON
+    that is no alarm) must not stop work orders from being announced."""
+    from plantlake.ingest.kafka_sink import produce, produce_raw
+    from plantlake.models.alarms import announced_work_orders
+
+    settings = isolated_kafka
+    name = topic("alarms").name(settings.kafka.topic_prefix)
+    produce_raw(settings.kafka, name, b"x", b"\xff not json")
+    produce_raw(settings.kafka, name, b"x", b"[1, 2]")
+    produce(settings.kafka, name, [{"asset": PUMP, "work_order_id": "wo-1"}])
+    assert announced_work_orders(settings.kafka, name) == {"wo-1"}
