@@ -118,8 +118,8 @@ def model_udf(spark: SparkSession, model_uri: str):
 
     key = (spark.sparkContext.applicationId, model_uri)
     if key not in _udfs:
-        # A progress bar per artifact file is noise in a job's log.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # models:/ resolves through the tracking server use_tracking_server set (which also
+        # turns off MLflow's per-file download bars).
         _udfs[key] = mlflow.pyfunc.spark_udf(
             spark, model_uri, result_type="double", env_manager="local"
         )
