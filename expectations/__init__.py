@@ -1,2 +1,2 @@
-"""The data-quality rules (YAML), shipped as package data: `plantlake.pipelines.expectations`
+"""The data-quality rules (YAML), shipped as package data: `plantlake.pipelines.transforms.expectations`
 reads them from here."""

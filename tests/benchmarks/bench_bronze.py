@@ -17,15 +17,15 @@ import tempfile
 import time
 import uuid
 
-from plantlake.config import LakeSettings, load_settings
-from plantlake.contracts import BRONZE_TELEMETRY, TELEMETRY_RECORD
-from plantlake.demo import demo_readings
-from plantlake.ingest.kafka_sink import produce
-from plantlake.pipelines import bronze
-from plantlake.pipelines.schemas import record_schema
+from plantlake.adapters.kafka import produce
+from plantlake.adapters.spark import get_spark
+from plantlake.app.demo import demo_readings
+from plantlake.core.config import LakeSettings, load_settings
+from plantlake.core.contracts import BRONZE_TELEMETRY, TELEMETRY_RECORD
+from plantlake.core.topics import TOPICS, topic
+from plantlake.pipelines.jobs import bronze
+from plantlake.pipelines.transforms.schemas import record_schema
 from plantlake.services.kafka import admin_client, ensure_topics
-from plantlake.spark import get_spark
-from plantlake.topics import TOPICS, topic
 
 
 def _bare(spark, settings, topic_name: str, path: str) -> None:

@@ -22,10 +22,10 @@ import statistics
 import time
 import uuid
 
-from plantlake.config import LakeSettings, load_settings
-from plantlake.contracts import BRONZE_TELEMETRY
-from plantlake.pipelines import cold_path
-from plantlake.spark import get_spark
+from plantlake.adapters.spark import get_spark
+from plantlake.core.config import LakeSettings, load_settings
+from plantlake.core.contracts import BRONZE_TELEMETRY
+from plantlake.pipelines.jobs import cold_path
 from tests.benchmarks.bench_freshness import plant, write_reference
 from tests.spark.test_silver import BRONZE_SCHEMA, bronze_row
 

@@ -14,11 +14,11 @@ import math
 import time
 from collections import defaultdict
 
+from plantlake.core.records import Quality, Reading
+from plantlake.core.units import quantity_of
 from plantlake.ingest.edge_filter import EdgeFilter
 from plantlake.ingest.filters import load_filter_config
-from plantlake.ingest.records import Quality, Reading
-from plantlake.ingest.simulator.plant import build_plant, value_at, waveform
-from plantlake.units import quantity_of
+from plantlake.simulator.plant import build_plant, value_at, waveform
 
 
 def main() -> None:

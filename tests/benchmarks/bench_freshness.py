@@ -46,18 +46,18 @@ from pathlib import Path
 
 import orjson
 
-from plantlake.config import LakeSettings, Settings, load_settings
-from plantlake.contracts import (
+from plantlake.core.config import LakeSettings, Settings, load_settings
+from plantlake.core.contracts import (
     GOLD_TWIN_STATE,
     REFERENCE_ASSET_REGISTRY,
     REFERENCE_UNITS,
     SILVER_TELEMETRY,
 )
-from plantlake.pipelines.twin_store import delta_rs_uri
-from plantlake.pipelines.unit_conversion import unit_rows
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs.twin_store import delta_rs_uri
+from plantlake.pipelines.transforms.unit_conversion import unit_rows
 from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import topic
 
 QUANTITIES = (("temperature", "degC", 60.0), ("pressure", "bar", 5.0), ("current", "A", 20.0),
               ("flow", "m3/h", 30.0), ("speed", "rpm", 1480.0))  # fmt: skip
@@ -313,8 +313,8 @@ def python_floor(settings: Settings, seconds: float, results) -> None:
 SPARK_FLOOR = r"""
 import json, sys, time
 from pyspark.sql import functions as F
-from plantlake.config import load_settings
-from plantlake.spark import get_spark
+from plantlake.core.config import load_settings
+from plantlake.adapters.spark import get_spark
 settings = load_settings()
 spark = get_spark(settings, app_name="floor", master="local[2]")
 schema = "asset string, sensor string, value double, receive_time_ms long"

@@ -19,13 +19,13 @@ import multiprocessing
 import time
 from collections.abc import Sequence
 
-from plantlake.config import ModbusSettings
+from plantlake.core.config import ModbusSettings
+from plantlake.core.records import DeadLetter, LifecycleEvent, Reading
 from plantlake.ingest.modbus.poller import ModbusPoller, PollerOptions
 from plantlake.ingest.modbus.register_map import RegisterMap, plant_register_map
 from plantlake.ingest.modbus.registers import PollClass, RegisterType
-from plantlake.ingest.records import DeadLetter, LifecycleEvent, Reading
-from plantlake.ingest.simulator.clock import SimClock
-from plantlake.ingest.simulator.plant import build_plant
+from plantlake.simulator.clock import SimClock
+from plantlake.simulator.plant import build_plant
 
 
 def dense_map(tags_per_device: int) -> RegisterMap:
@@ -57,7 +57,7 @@ class CountingSink:
 
 
 def serve(tags_per_device: int, ports: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    from plantlake.ingest.simulator.modbus_server import PlantModbusServer
+    from plantlake.simulator.modbus_server import PlantModbusServer
 
     async def main() -> None:
         plant = build_plant(7)

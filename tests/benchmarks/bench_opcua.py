@@ -26,11 +26,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from plantlake.config import OpcUaSettings, Settings, SimulatorSettings
+from plantlake.core.config import OpcUaSettings, Settings, SimulatorSettings
 from plantlake.ingest.opcua.client import OpcUaClientOptions, OpcUaEdgeClient
-from plantlake.ingest.simulator.clock import SimClock
-from plantlake.ingest.simulator.opcua_server import OpcUaDeviceServer, OpcUaServerOptions
-from plantlake.ingest.simulator.plant import Asset, Plant, build_plant
+from plantlake.simulator.clock import SimClock
+from plantlake.simulator.opcua_server import OpcUaDeviceServer, OpcUaServerOptions
+from plantlake.simulator.plant import Asset, Plant, build_plant
 
 
 class _IndexedAssets(tuple):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from plantlake.ingest.records import Quality
+from plantlake.core.records import Quality
 from plantlake.ingest.sparkplug import sparkplug_b_pb2 as pb
 from plantlake.ingest.sparkplug.codec import DataType, Metric, MetricInfo, decode_payload
 from plantlake.ingest.sparkplug.codec import encode_payload as encode

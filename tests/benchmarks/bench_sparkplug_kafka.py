@@ -28,15 +28,15 @@ from confluent_kafka import Producer
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_sparkplug import DEVICE, GROUP, NODE, _ddata, _host  # noqa: E402
 
-from plantlake.config import load_settings  # noqa: E402
+from plantlake.adapters.kafka import producer_config  # noqa: E402
+from plantlake.core.config import load_settings  # noqa: E402
+from plantlake.core.topics import TOPICS, topic  # noqa: E402
 from plantlake.ingest.buffer import Outbox  # noqa: E402
 from plantlake.ingest.buffered_sink import BufferedSink  # noqa: E402
 from plantlake.ingest.forwarder import Forwarder  # noqa: E402
 from plantlake.ingest.forwarder_process import ForwarderProcess  # noqa: E402
-from plantlake.ingest.kafka_sink import producer_config  # noqa: E402
 from plantlake.ingest.sparkplug.host_client import MAX_BATCH  # noqa: E402
 from plantlake.services.kafka import admin_client, ensure_topics  # noqa: E402
-from plantlake.topics import TOPICS, topic  # noqa: E402
 
 
 def _produce(producer: Producer, name: str, key: bytes, value: bytes) -> None:

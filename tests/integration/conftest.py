@@ -5,7 +5,7 @@ import uuid
 import pytest
 from rich.console import Console
 
-from plantlake.config import LakeSettings, ensure_local_secrets, load_settings
+from plantlake.core.config import LakeSettings, ensure_local_secrets, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def settings():
     down = [h.name for h in healths if not h.up]
     if down:
         pytest.fail(f"services down after `plantlake up`: {down}")
-    from plantlake.models.tracking import use_tracking_server
+    from plantlake.adapters.mlflow_tracking import use_tracking_server
 
     use_tracking_server(loaded)  # the tracking server runs basic auth: log this process in
     return loaded
@@ -34,7 +34,7 @@ def scratch_lake(settings):
 
 @pytest.fixture(scope="session")
 def spark(settings):
-    from plantlake.spark import get_spark
+    from plantlake.adapters.spark import get_spark
 
     session = get_spark(settings, app_name="plantlake-integration", master="local[2]")
     yield session
@@ -83,8 +83,8 @@ def ml_models(ml_lake):
 def hot_lake(isolated_kafka, spark):
     """Isolated topics and lake with the simulated plant's reference tables, and a hot-path
     consumer group of its own."""
-    from plantlake.ingest.simulator.plant import build_plant
-    from plantlake.pipelines import silver
+    from plantlake.pipelines.jobs import silver
+    from plantlake.simulator.plant import build_plant
 
     silver.load_reference(spark, isolated_kafka, build_plant(isolated_kafka.simulator.seed))
     group = isolated_kafka.hot_path.model_copy(update={"group_id": f"hot-{uuid.uuid4().hex[:8]}"})

@@ -3,11 +3,11 @@
 import pytest
 from pyspark.sql import functions as F
 
-from plantlake.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY
-from plantlake.demo import demo_readings
-from plantlake.ingest.kafka_sink import produce, produce_raw
-from plantlake.pipelines import bronze
-from plantlake.topics import topic
+from plantlake.adapters.kafka import produce, produce_raw
+from plantlake.app.demo import demo_readings
+from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import bronze
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 

@@ -4,8 +4,8 @@ already written: silent loss)."""
 
 import pytest
 
-from plantlake.ingest.kafka_sink import produce
-from plantlake.topics import topic
+from plantlake.adapters.kafka import produce
+from plantlake.core.topics import topic
 from tests.integration.test_restart import crash, demo_readings, finish, start_job, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]

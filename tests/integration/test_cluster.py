@@ -17,7 +17,7 @@ def test_spark_submit_to_the_standalone_master_completes(settings, scratch_lake,
     out = scratch_lake.lake.table_path("test", "cluster_job")
     before = {a["id"] for a in master_state(settings).get("completedapps", [])}
     result = subprocess.run(
-        [sys.executable, "-c", "from plantlake.cli import main; main()",
+        [sys.executable, "-c", "from plantlake.app.cli import main; main()",
          "spark", "submit", str(JOB), out],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

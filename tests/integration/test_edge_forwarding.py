@@ -15,14 +15,14 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from plantlake.config import KafkaSettings
+from plantlake.core.config import KafkaSettings
+from plantlake.core.records import Quality, Reading
+from plantlake.core.topics import topic
 from plantlake.ingest.buffer import Outbox
 from plantlake.ingest.buffered_sink import BufferedSink
 from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER, Forwarder
-from plantlake.ingest.records import Quality, Reading
 from plantlake.services import process
 from plantlake.services.kafka import KafkaService, ensure_topics
-from plantlake.topics import topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -190,11 +190,11 @@ def test_sigkill_of_the_edge_process_loses_nothing_the_buffer_acknowledged(broke
     script = textwrap.dedent(f"""
         import threading, time
         from pathlib import Path
-        from plantlake.config import KafkaSettings
+        from plantlake.core.config import KafkaSettings
         from plantlake.ingest.buffer import Outbox
         from plantlake.ingest.buffered_sink import BufferedSink
         from plantlake.ingest.forwarder import Forwarder
-        from plantlake.ingest.records import Quality, Reading
+        from plantlake.core.records import Quality, Reading
         outbox = Outbox(Path({str(buffer)!r}))
         sink = BufferedSink(outbox, topic_prefix="edge", edge_filter=None)
         kafka = KafkaSettings(bootstrap_servers={kafka.bootstrap_servers!r})
@@ -233,8 +233,8 @@ def test_sigkill_of_the_edge_process_loses_nothing_the_buffer_acknowledged(broke
 
 _EDGE_SCRIPT = """
 import sys, time
-from plantlake.config import Settings, KafkaSettings, EdgeSettings
-from plantlake.ingest.records import Quality, Reading
+from plantlake.core.config import Settings, KafkaSettings, EdgeSettings
+from plantlake.core.records import Quality, Reading
 from plantlake.ingest.runner import run_edge
 from rich.console import Console
 

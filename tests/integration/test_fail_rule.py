@@ -14,17 +14,17 @@ from urllib.parse import urlparse
 import pytest
 from pyspark.errors import StreamingQueryException
 
-from plantlake.config import LakeSettings
-from plantlake.contracts import (
+from plantlake.adapters.restarts import failed_for_good
+from plantlake.core.config import LakeSettings
+from plantlake.core.contracts import (
     BRONZE_TELEMETRY,
     SILVER_DQ_METRICS,
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines import silver
-from plantlake.pipelines.expectations import load_rules
-from plantlake.pipelines.restarts import failed_for_good
+from plantlake.pipelines.jobs import silver
+from plantlake.pipelines.transforms.expectations import load_rules
+from plantlake.simulator.plant import build_plant
 from tests.spark.test_silver import BRONZE_SCHEMA, _ts
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
@@ -123,8 +123,8 @@ def test_the_job_runner_raises_the_failed_rule_as_itself(spark, settings, tmp_pa
 
     from rich.console import Console
 
-    from plantlake.errors import ExpectationFailed
-    from plantlake.pipelines.jobs import run_layer
+    from plantlake.app.jobs import run_layer
+    from plantlake.core.errors import ExpectationFailed
 
     lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
     own = settings.model_copy(update={"lake": lake})

@@ -11,12 +11,12 @@ import pytest
 from confluent_kafka import Producer
 from pyspark.sql import functions as F
 
-from plantlake.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY, record_errors
-from plantlake.demo import demo_readings
-from plantlake.ingest.kafka_sink import producer_config
-from plantlake.pipelines import bronze
-from plantlake.pipelines.delta_io import table_exists
-from plantlake.topics import topic
+from plantlake.adapters.delta import table_exists
+from plantlake.adapters.kafka import producer_config
+from plantlake.app.demo import demo_readings
+from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY, record_errors
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import bronze
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -139,7 +139,7 @@ def test_bronze_survives_a_flood_of_malformed_records(spark, isolated_kafka):
     assert all(bytes(r.raw_value) == raw[r.kafka_key.encode()] for r in kept.collect())
 
 
-# Bug (pipelines/bronze.py, `_parse_error`): only non-nullable fields are checked for null, and
+# Bug (pipelines/plantlake/pipelines/jobs/bronze.py, `_parse_error`): only non-nullable fields are checked for null, and
 # Spark's from_json (partial results, the Spark 4 default) turns a wrong-typed field into null
 # and any JSON scalar or object into text for a string field. So a record the contract itself
 # rejects (`record_errors`) lands in bronze.telemetry with that field null or mangled.

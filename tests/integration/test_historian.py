@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka import Consumer
 from rich.console import Console
 
-from plantlake.contracts import record_errors
-from plantlake.ingest.historian import HISTORIAN, backfill
-from plantlake.topics import topic
+from plantlake.core.contracts import record_errors
+from plantlake.core.topics import topic
+from plantlake.simulator.historian import HISTORIAN, backfill
 
 pytestmark = pytest.mark.integration
 

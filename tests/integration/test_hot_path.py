@@ -8,11 +8,11 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from plantlake.contracts import GOLD_TWIN_STATE
-from plantlake.pipelines.hot_path import HotPath
-from plantlake.pipelines.twin_store import open_table
+from plantlake.core.contracts import GOLD_TWIN_STATE
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs.hot_path import HotPath
+from plantlake.pipelines.jobs.twin_store import open_table
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import topic
 
 pytestmark = pytest.mark.integration
 
@@ -117,8 +117,8 @@ def test_the_twin_holds_the_newest_kept_good_value_and_liveness(hot_lake):
 
 
 def test_the_cold_path_finds_the_twin_reconciled_with_silver(hot_lake, spark):
-    from plantlake.contracts import SILVER_DQ_METRICS
-    from plantlake.pipelines import bronze, cold_path
+    from plantlake.core.contracts import SILVER_DQ_METRICS
+    from plantlake.pipelines.jobs import bronze, cold_path
 
     t = int(time.time() * 1000) - 30_000
     _send(hot_lake, "telemetry", [

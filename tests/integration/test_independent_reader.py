@@ -17,16 +17,16 @@ from deltalake import DeltaTable
 from pyspark.sql import Row
 from rich.console import Console
 
-from plantlake.contracts import TABLES, TableRef
-from plantlake.ingest.kafka_sink import produce, produce_raw
-from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind, Quality, Reading
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.asset_registry import REMOUNTS, registry_rows
-from plantlake.pipelines.hot_path import HotPath
-from plantlake.pipelines.jobs import run_layer
-from plantlake.pipelines.silver import load_reference
+from plantlake.adapters.kafka import produce, produce_raw
+from plantlake.app.jobs import run_layer
+from plantlake.core.contracts import TABLES, TableRef
+from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind, Quality, Reading
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs.hot_path import HotPath
+from plantlake.pipelines.jobs.silver import load_reference
+from plantlake.pipelines.transforms.asset_registry import REMOUNTS, registry_rows
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import topic
+from plantlake.simulator.plant import build_plant
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.topics import topic
+from plantlake.core.topics import topic
+from plantlake.simulator.plant import build_plant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 def start_plantlake(args, env, log):
     """`plantlake ARGS` as its own process, output to the open file `log`."""
-    return subprocess.Popen([sys.executable, "-c", "from plantlake.cli import main; main()", *args],
+    return subprocess.Popen([sys.executable, "-c", "from plantlake.app.cli import main; main()", *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 

@@ -7,9 +7,9 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import ConfigResource
 
-from plantlake.ingest.kafka_sink import produce
+from plantlake.adapters.kafka import produce
+from plantlake.core.topics import TOPICS, topic
 from plantlake.services.kafka import admin_client
-from plantlake.topics import TOPICS, topic
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,15 @@ import time
 
 import pytest
 
-from plantlake.config import LakeSettings
-from plantlake.contracts import GOLD_TWIN_STATE
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines import silver
-from plantlake.pipelines.asset_registry import registry_rows
-from plantlake.pipelines.hot_path import HotPath
-from plantlake.pipelines.twin_store import open_table
+from plantlake.core.config import LakeSettings
+from plantlake.core.contracts import GOLD_TWIN_STATE
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import silver
+from plantlake.pipelines.jobs.hot_path import HotPath
+from plantlake.pipelines.jobs.twin_store import open_table
+from plantlake.pipelines.transforms.asset_registry import registry_rows
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import topic
+from plantlake.simulator.plant import build_plant
 from tests.integration.test_restart import crash
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.stress]
@@ -64,7 +64,7 @@ def _start(settings, log):
         "PLANTLAKE_HOT_PATH__GROUP_ID": settings.hot_path.group_id,
         "PLANTLAKE_HOT_PATH__FLUSH_INTERVAL_MS": "300",
     }
-    command = [sys.executable, "-c", "from plantlake.cli import main; main()", "pipeline", "run",
+    command = [sys.executable, "-c", "from plantlake.app.cli import main; main()", "pipeline", "run",
                "hot"]  # fmt: skip
     with log.open("a") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,

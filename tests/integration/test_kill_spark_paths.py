@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from plantlake.config import LakeSettings
-from plantlake.contracts import (
+from plantlake.adapters.kafka import produce
+from plantlake.core.config import LakeSettings
+from plantlake.core.contracts import (
     BRONZE_DEAD_LETTER,
     BRONZE_TELEMETRY,
     GOLD_LATE_DATA,
@@ -21,10 +22,9 @@ from plantlake.contracts import (
     SILVER_RULE_STATE,
     SILVER_TELEMETRY,
 )
-from plantlake.ingest.kafka_sink import produce
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines import cold_path, silver
-from plantlake.topics import topic
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import cold_path, silver
+from plantlake.simulator.plant import build_plant
 from tests.integration.test_restart import (
     crash,
     demo_readings,

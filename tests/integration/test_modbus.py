@@ -9,15 +9,15 @@ import time
 import pytest
 import yaml
 
-from plantlake.config import ModbusSettings
+from plantlake.core.config import ModbusSettings
+from plantlake.core.records import LifecycleKind, Quality
 from plantlake.ingest.edge import MemorySink
 from plantlake.ingest.modbus.poller import ModbusPoller, PollerOptions
 from plantlake.ingest.modbus.register_map import RegisterMap, parse_register_map
 from plantlake.ingest.modbus.registers import RegisterTag, decode_tag, encode_tag
-from plantlake.ingest.records import LifecycleKind, Quality
-from plantlake.ingest.simulator.clock import SimClock
-from plantlake.ingest.simulator.modbus_server import PlantModbusServer
-from plantlake.ingest.simulator.plant import build_plant
+from plantlake.simulator.clock import SimClock
+from plantlake.simulator.modbus_server import PlantModbusServer
+from plantlake.simulator.plant import build_plant
 
 pytestmark = pytest.mark.integration
 
@@ -239,10 +239,10 @@ def test_poller_reconnects_after_the_server_restarts():
 
 
 def test_entry_points_serve_and_poll_until_stopped():
-    from plantlake.config import SimulatorSettings
+    from plantlake.core.config import SimulatorSettings
     from plantlake.ingest.modbus.poller import run_modbus_poller
     from plantlake.ingest.modbus.register_map import plant_register_map
-    from plantlake.ingest.simulator.modbus_server import run_modbus_server
+    from plantlake.simulator.modbus_server import run_modbus_server
 
     with socket.socket() as probe:  # a free loopback port for the server's fixed-port entry point
         probe.bind(("127.0.0.1", 0))

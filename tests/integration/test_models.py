@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from plantlake.contracts import GOLD_TRAINING_SETS
-from plantlake.models.champions import CHAMPION
-from plantlake.models.promotion import promote, rollback
-from plantlake.models.pyfunc import FAILURE, RiskScoreModel
-from plantlake.models.train import CHALLENGER, fit_failure_model, train_models
-from plantlake.pipelines.features import FEATURE_COLUMNS
+from plantlake.core.contracts import GOLD_TRAINING_SETS
+from plantlake.models.jobs.champions import CHAMPION
+from plantlake.models.jobs.promotion import promote, rollback
+from plantlake.models.jobs.pyfunc import FAILURE, RiskScoreModel
+from plantlake.models.jobs.train import CHALLENGER, fit_failure_model, train_models
+from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

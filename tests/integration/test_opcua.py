@@ -17,8 +17,9 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua import uaerrors
 from pydantic import SecretStr
 
-from plantlake.config import OpcUaSettings, Settings, SimulatorSettings
-from plantlake.errors import SourceError
+from plantlake.core.config import OpcUaSettings, Settings, SimulatorSettings
+from plantlake.core.errors import SourceError
+from plantlake.core.records import LifecycleKind, Quality
 from plantlake.ingest.edge import MemorySink, MemoryWatermarks
 from plantlake.ingest.opcua.browse import browse_sensors
 from plantlake.ingest.opcua.client import (
@@ -28,10 +29,9 @@ from plantlake.ingest.opcua.client import (
     run_opcua_source,
 )
 from plantlake.ingest.opcua.connection import CLIENT_URI, client_certificate, connect
-from plantlake.ingest.records import LifecycleKind, Quality
-from plantlake.ingest.simulator.clock import SimClock
-from plantlake.ingest.simulator.opcua_server import OpcUaDeviceServer, OpcUaServerOptions
-from plantlake.ingest.simulator.plant import build_plant, device_time_ms, value_at
+from plantlake.simulator.clock import SimClock
+from plantlake.simulator.opcua_server import OpcUaDeviceServer, OpcUaServerOptions
+from plantlake.simulator.plant import build_plant, device_time_ms, value_at
 
 pytestmark = pytest.mark.integration
 
@@ -389,7 +389,7 @@ def test_a_server_with_another_certificate_gets_no_credentials(tmp_path, monkeyp
     """Issue 13.9: the client pins the server's certificate (on first use, or as configured) and
     refuses a server presenting another before it sends the password: a man in the middle on
     the endpoint learns nothing."""
-    from plantlake.ingest.simulator import opcua_server
+    from plantlake.simulator import opcua_server
 
     logins = []
     real = opcua_server._PasswordUsers.get_user

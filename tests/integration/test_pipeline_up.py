@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from plantlake.contracts import (
+from plantlake.core.contracts import (
     GOLD_TELEMETRY_1M,
     GOLD_TWIN_STATE,
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.asset_registry import registry_rows
-from plantlake.pipelines.twin_store import open_table
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs.twin_store import open_table
+from plantlake.pipelines.transforms.asset_registry import registry_rows
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import topic
+from plantlake.simulator.plant import build_plant
 from tests.integration.test_kill_hot_path import CANONICAL, produce
 from tests.integration.test_restart import crash, every_offset, lineage, wait_until
 
@@ -66,7 +66,7 @@ def test_pipeline_up_lands_every_reading_and_stops_cleanly_on_ctrl_c(hot_lake, t
         "COLUMNS": "160",
     }
     log = tmp_path / "up.log"
-    command = [sys.executable, "-c", "from plantlake.cli import main; main()", "pipeline", "up"]
+    command = [sys.executable, "-c", "from plantlake.app.cli import main; main()", "pipeline", "up"]
     with log.open("a") as out:
         job = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)  # fmt: skip

@@ -29,20 +29,20 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
 
-from plantlake.config import LakeSettings, Settings
-from plantlake.contracts import (
+from plantlake.adapters.kafka import produce, producer_config
+from plantlake.app.demo import demo_readings
+from plantlake.core.config import LakeSettings, Settings
+from plantlake.core.contracts import (
     BRONZE_DEAD_LETTER,
     BRONZE_LIFECYCLE,
     BRONZE_TELEMETRY,
     SILVER_TELEMETRY_COLUMNS,
 )
-from plantlake.demo import demo_readings
-from plantlake.ingest.kafka_sink import produce, producer_config
-from plantlake.pipelines import gold
-from plantlake.pipelines.aggregates import AGGREGATE_COLUMNS, LATE_DATA_COLUMNS
-from plantlake.pipelines.gold import GoldOptions, GoldPaths
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import gold
+from plantlake.pipelines.jobs.gold import GoldOptions, GoldPaths
+from plantlake.pipelines.transforms.aggregates import AGGREGATE_COLUMNS, LATE_DATA_COLUMNS
 from plantlake.services.minio import s3_client
-from plantlake.topics import topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -74,7 +74,7 @@ def start_job(
         }
         | (extra_env or {})
     )
-    command = [sys.executable, "-c", "from plantlake.cli import main; main()",
+    command = [sys.executable, "-c", "from plantlake.app.cli import main; main()",
                "pipeline", "run", layer, *(["--once"] if once else []), *extra_args]  # fmt: skip
     with log.open("a") as out:
         return subprocess.Popen(

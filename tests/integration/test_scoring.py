@@ -15,15 +15,15 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from rich.console import Console
 
-from plantlake.contracts import (
+from plantlake.core.contracts import (
     GOLD_FEATURES,
     GOLD_PREDICTIONS,
     GOLD_WORK_ORDERS,
     SILVER_MAINTENANCE_EVENTS,
 )
-from plantlake.pipelines.features import FEATURE_COLUMNS, FEATURE_VERSION, OUTPUT_COLUMNS
-from plantlake.pipelines.gold_features import FEATURE_SCHEMA
-from plantlake.topics import topic
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs.gold_features import FEATURE_SCHEMA
+from plantlake.pipelines.transforms.features import FEATURE_COLUMNS, FEATURE_VERSION, OUTPUT_COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def register_champion(settings, name: str) -> str:
     from mlflow.tracking import MlflowClient
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from plantlake.models.pyfunc import RiskScoreModel
+    from plantlake.models.jobs.pyfunc import RiskScoreModel
 
     rng = np.random.default_rng(5)
     x = pd.DataFrame(rng.uniform(0, 3, size=(400, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
@@ -119,8 +119,8 @@ def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarm
 ):
     from mlflow.tracking import MlflowClient
 
-    from plantlake.models.champions import champion
-    from plantlake.models.scoring import run_batch_scoring, streaming_scorer
+    from plantlake.models.jobs.champions import champion
+    from plantlake.models.jobs.scoring import run_batch_scoring, streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     settings = isolated_kafka.model_copy(
@@ -268,7 +268,7 @@ def test_scoring_skips_while_the_registry_is_down_and_catches_up_after(
     unreachable; the batches it skipped are scored once the registry answers again."""
     from mlflow.tracking import MlflowClient
 
-    from plantlake.models.scoring import streaming_scorer
+    from plantlake.models.jobs.scoring import streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     outage = Outage(isolated_kafka.mlflow.host, isolated_kafka.mlflow.port)
@@ -314,8 +314,8 @@ def test_a_champion_promotion_did_not_pass_is_not_loaded(isolated_kafka, spark, 
     whoever moved the alias onto it; the features job's hook skips rather than fails."""
     from mlflow.tracking import MlflowClient
 
-    from plantlake.models.champions import UntrustedChampion, champion
-    from plantlake.models.scoring import streaming_scorer
+    from plantlake.models.jobs.champions import UntrustedChampion, champion
+    from plantlake.models.jobs.scoring import streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     settings = isolated_kafka.model_copy(
@@ -344,8 +344,8 @@ def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spa
     """Issue 13 (stress): the job dies after Kafka acknowledged an alarm but before the order's
     `alerted_at` was stamped; the restarted job finds the order unannounced and must not send
     the same work order's alarm a second time."""
-    from plantlake.models import alarms, scoring
-    from plantlake.models.work_orders import OPEN, WorkOrder
+    from plantlake.models.jobs import alarms, scoring
+    from plantlake.models.logic.work_orders import OPEN, WorkOrder
 
     settings = isolated_kafka
     order = WorkOrder(
@@ -384,8 +384,8 @@ def test_the_features_job_scores_only_when_asked(isolated_kafka, spark):
 
     from mlflow.tracking import MlflowClient
 
-    from plantlake.contracts import SILVER_TELEMETRY
-    from plantlake.pipelines import gold_features
+    from plantlake.core.contracts import SILVER_TELEMETRY
+    from plantlake.pipelines.jobs import gold_features
     from tests.integration.test_restart import SILVER_SCHEMA, silver_row
 
     settings = isolated_kafka
@@ -414,8 +414,8 @@ def test_the_features_job_scores_only_when_asked(isolated_kafka, spark):
 def test_reading_back_alarms_skips_records_that_are_not_alarms(isolated_kafka):
     """The alarms topic is shared: a record some other producer put there (not JSON, or JSON
     that is no alarm) must not stop work orders from being announced."""
-    from plantlake.ingest.kafka_sink import produce, produce_raw
-    from plantlake.models.alarms import announced_work_orders
+    from plantlake.adapters.kafka import produce, produce_raw
+    from plantlake.models.jobs.alarms import announced_work_orders
 
     settings = isolated_kafka
     name = topic("alarms").name(settings.kafka.topic_prefix)

@@ -9,14 +9,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from rich.console import Console
 
-from plantlake.config import ensure_local_secrets, load_settings
+from plantlake.core.config import ensure_local_secrets, load_settings
+from plantlake.core.records import LifecycleKind, Quality
 from plantlake.ingest.edge import MemorySink
-from plantlake.ingest.records import LifecycleKind, Quality
-from plantlake.ingest.simulator.clock import SimClock
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.ingest.simulator.sparkplug_node import SimulatedEdgeNode
 from plantlake.ingest.sparkplug.host import HostOptions
 from plantlake.ingest.sparkplug.host_client import HostClient
+from plantlake.simulator.clock import SimClock
+from plantlake.simulator.plant import build_plant
+from plantlake.simulator.sparkplug_node import SimulatedEdgeNode
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +169,7 @@ def test_while_the_host_is_offline_the_node_buffers_and_replays_as_historical(ru
 _HOST_SCRIPT = """
 import signal, sys, threading, time
 from pathlib import Path
-from plantlake.config import ensure_local_secrets, load_settings
+from plantlake.core.config import ensure_local_secrets, load_settings
 from plantlake.ingest.buffer import Outbox
 from plantlake.ingest.buffered_sink import BufferedSink
 from plantlake.ingest.sparkplug.host_client import HostClient

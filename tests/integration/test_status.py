@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 def _plantlake(*args):
     return subprocess.run(
-        [sys.executable, "-c", "from plantlake.cli import main; main()", *args],
+        [sys.executable, "-c", "from plantlake.app.cli import main; main()", *args],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

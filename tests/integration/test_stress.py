@@ -23,8 +23,8 @@ from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
-from plantlake.config import LakeSettings
-from plantlake.contracts import (
+from plantlake.core.config import LakeSettings
+from plantlake.core.contracts import (
     BRONZE_DEAD_LETTER,
     BRONZE_LIFECYCLE,
     BRONZE_TELEMETRY,
@@ -33,10 +33,10 @@ from plantlake.contracts import (
     GOLD_WORK_ORDERS,
     SILVER_TELEMETRY,
 )
-from plantlake.pipelines import gold_features
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import gold_features
 from plantlake.services import stack
 from plantlake.services.minio import delta_rs_options
-from plantlake.topics import topic
 from tests.integration.test_ingest_e2e import edge_env, start_plantlake
 from tests.integration.test_restart import (
     SILVER_SCHEMA,

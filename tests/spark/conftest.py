@@ -2,7 +2,7 @@
 
 import pytest
 
-from plantlake.config import LakeSettings, Settings, load_settings
+from plantlake.core.config import LakeSettings, Settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def lake_settings(tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="session")
 def spark(lake_settings):
-    from plantlake.spark import get_spark
+    from plantlake.adapters.spark import get_spark
 
     session = get_spark(lake_settings, app_name="plantlake-tests", master="local[2]")
     yield session

@@ -4,11 +4,11 @@ pass; a retried batch adds nothing; empty parts commit nothing once their tables
 import orjson
 import pytest
 
-from plantlake.contracts import BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE, BRONZE_TELEMETRY
-from plantlake.demo import demo_readings
-from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind
-from plantlake.pipelines import bronze
-from plantlake.topics import topic
+from plantlake.app.demo import demo_readings
+from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE, BRONZE_TELEMETRY
+from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind
+from plantlake.core.topics import topic
+from plantlake.pipelines.jobs import bronze
 
 pytestmark = pytest.mark.spark
 

@@ -6,11 +6,11 @@ import orjson
 import pytest
 from pyspark.sql import functions as F
 
-from plantlake.contracts import TELEMETRY_RECORD
-from plantlake.demo import demo_readings
-from plantlake.ingest.records import DeadLetter, LifecycleEvent, LifecycleKind
-from plantlake.pipelines import bronze
-from plantlake.pipelines.bronze import (
+from plantlake.app.demo import demo_readings
+from plantlake.core.contracts import TELEMETRY_RECORD
+from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind
+from plantlake.pipelines.jobs import bronze
+from plantlake.pipelines.jobs.bronze import (
     dead_letter_rows,
     edge_dead_letter_rows,
     lifecycle_rows,

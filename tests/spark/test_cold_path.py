@@ -3,7 +3,7 @@ gold jobs run one after the other, and a retried batch still reaches gold."""
 
 import pytest
 
-from plantlake.contracts import (
+from plantlake.core.contracts import (
     BRONZE_TELEMETRY,
     GOLD_LATE_DATA,
     GOLD_TELEMETRY_1M,
@@ -13,7 +13,7 @@ from plantlake.contracts import (
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
-from plantlake.pipelines import cold_path, gold, silver
+from plantlake.pipelines.jobs import cold_path, gold, silver
 from tests.spark.test_silver import BRONZE_SCHEMA, PLANT, T0, bronze_row
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -57,7 +57,7 @@ def _run(query):
 
 
 def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
-    from plantlake.config import LakeSettings
+    from plantlake.core.config import LakeSettings
 
     def lake(name):
         root = f"file://{tmp_path}/{name}"

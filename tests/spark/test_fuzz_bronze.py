@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plantlake.config import LakeSettings
-from plantlake.contracts import BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE, BRONZE_TELEMETRY
-from plantlake.demo import demo_readings
-from plantlake.ingest.records import LifecycleEvent, LifecycleKind
-from plantlake.pipelines import bronze
+from plantlake.app.demo import demo_readings
+from plantlake.core.config import LakeSettings
+from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE, BRONZE_TELEMETRY
+from plantlake.core.records import LifecycleEvent, LifecycleKind
+from plantlake.pipelines.jobs import bronze
 from tests.spark.test_bronze_land import _batch
 
 pytestmark = pytest.mark.spark

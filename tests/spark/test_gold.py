@@ -9,12 +9,12 @@ import statistics
 import numpy as np
 import pytest
 
-from plantlake.config import LakeSettings
-from plantlake.contracts import SILVER_TELEMETRY_COLUMNS
-from plantlake.pipelines import gold
-from plantlake.pipelines.aggregates import WINDOWS_MS, window_aggregates
-from plantlake.pipelines.gold import GoldOptions, GoldPaths, merge_watermarks, process_batch
-from plantlake.pipelines.twin_state import latest_state
+from plantlake.core.config import LakeSettings
+from plantlake.core.contracts import SILVER_TELEMETRY_COLUMNS
+from plantlake.pipelines.jobs import gold
+from plantlake.pipelines.jobs.gold import GoldOptions, GoldPaths, merge_watermarks, process_batch
+from plantlake.pipelines.transforms.aggregates import WINDOWS_MS, window_aggregates
+from plantlake.pipelines.transforms.twin_state import latest_state
 
 pytestmark = pytest.mark.spark
 

@@ -3,9 +3,14 @@
 import pandas as pd
 import pytest
 
-from plantlake.contracts import GOLD_FEATURES, SILVER_TELEMETRY
-from plantlake.pipelines import gold_features
-from plantlake.pipelines.features import FEATURE_COLUMNS, HOUR_MS, MINUTE_MS, asset_features
+from plantlake.core.contracts import GOLD_FEATURES, SILVER_TELEMETRY
+from plantlake.pipelines.jobs import gold_features
+from plantlake.pipelines.transforms.features import (
+    FEATURE_COLUMNS,
+    HOUR_MS,
+    MINUTE_MS,
+    asset_features,
+)
 from tests.spark.test_gold import T0, reading, silver
 
 pytestmark = pytest.mark.spark

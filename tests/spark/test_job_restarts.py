@@ -5,8 +5,8 @@ failures in a row. This module is itself the layer the tests run (see `run`)."""
 import pytest
 from rich.console import Console
 
-from plantlake.errors import ExpectationFailed
-from plantlake.pipelines import jobs
+from plantlake.app import jobs
+from plantlake.core.errors import ExpectationFailed
 
 pytestmark = pytest.mark.spark
 

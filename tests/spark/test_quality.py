@@ -3,8 +3,7 @@ per-rule metrics, the fail action's error, and rules that look back across the b
 
 import pytest
 
-from plantlake.pipelines.expectations import load_rules, parse_rules
-from plantlake.pipelines.quality import (
+from plantlake.pipelines.jobs.quality import (
     ExpectationFailed,
     apply_rules,
     carried_state,
@@ -12,6 +11,7 @@ from plantlake.pipelines.quality import (
     rule_metrics,
     split_by_action,
 )
+from plantlake.pipelines.transforms.expectations import load_rules, parse_rules
 
 pytestmark = pytest.mark.spark
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plantlake.pipelines.asset_registry import REGISTRY_SCHEMA, join_registry
-from plantlake.pipelines.expectations import load_rules
-from plantlake.pipelines.quality import apply_rules, carried_state
-from plantlake.pipelines.reading_checks import (
+from plantlake.pipelines.jobs.quality import apply_rules, carried_state
+from plantlake.pipelines.transforms.asset_registry import REGISTRY_SCHEMA, join_registry
+from plantlake.pipelines.transforms.expectations import load_rules
+from plantlake.pipelines.transforms.reading_checks import (
     UNIT_RULE,
     ReadingChecker,
     Reference,
@@ -20,7 +20,7 @@ from plantlake.pipelines.reading_checks import (
     UnitRow,
     prepare,
 )
-from plantlake.pipelines.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 
 pytestmark = pytest.mark.spark
 

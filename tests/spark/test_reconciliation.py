@@ -2,7 +2,7 @@
 
 import pytest
 
-from plantlake.pipelines.reconciliation import reconcile, reconciliation_metric
+from plantlake.pipelines.jobs.reconciliation import reconcile, reconciliation_metric
 from tests.spark.test_gold import T0, reading, silver
 
 pytestmark = pytest.mark.spark

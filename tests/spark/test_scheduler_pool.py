@@ -2,7 +2,7 @@
 
 import pytest
 
-from plantlake.spark import scheduler_pool
+from plantlake.adapters.spark import scheduler_pool
 
 pytestmark = pytest.mark.spark
 

@@ -4,23 +4,23 @@ import datetime as dt
 
 import pytest
 
-from plantlake.contracts import (
+from plantlake.core.contracts import (
     BRONZE_TELEMETRY,
     SILVER_DQ_METRICS,
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines import silver
-from plantlake.pipelines.asset_registry import (
+from plantlake.pipelines.jobs import silver
+from plantlake.pipelines.transforms.asset_registry import (
     REGISTRY_SCHEMA,
     REMOUNTS,
     join_registry,
     registry_rows,
 )
-from plantlake.pipelines.dedup import dedup_batch, drop_seen
-from plantlake.pipelines.expectations import load_rules
-from plantlake.pipelines.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.pipelines.transforms.dedup import dedup_batch, drop_seen
+from plantlake.pipelines.transforms.expectations import load_rules
+from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.simulator.plant import build_plant
 
 pytestmark = pytest.mark.spark
 

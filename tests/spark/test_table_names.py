@@ -2,8 +2,8 @@
 
 import pytest
 
-from plantlake.contracts import GOLD_TWIN_STATE, SILVER_QUARANTINE
-from plantlake.spark import register_lake_tables
+from plantlake.adapters.spark import register_lake_tables
+from plantlake.core.contracts import GOLD_TWIN_STATE, SILVER_QUARANTINE
 
 pytestmark = pytest.mark.spark
 

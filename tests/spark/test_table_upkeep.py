@@ -3,8 +3,8 @@ tables and the hot path's twin."""
 
 import pytest
 
-from plantlake.contracts import BRONZE_TELEMETRY, SILVER_QUARANTINE, TABLES
-from plantlake.pipelines.table_upkeep import maintain_lake
+from plantlake.core.contracts import BRONZE_TELEMETRY, SILVER_QUARANTINE, TABLES
+from plantlake.pipelines.jobs.table_upkeep import maintain_lake
 
 pytestmark = pytest.mark.spark
 

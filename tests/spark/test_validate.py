@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
-from plantlake.contracts import (
+from plantlake.core.contracts import (
     GOLD_TELEMETRY_1M,
     GOLD_TELEMETRY_5M,
     GOLD_TWIN_STATE,
     SILVER_TELEMETRY,
     SILVER_TELEMETRY_COLUMNS,
 )
-from plantlake.pipelines.validate import SKIPPED_MISSING, validate_lake
+from plantlake.pipelines.jobs.validate import SKIPPED_MISSING, validate_lake
 
 pytestmark = pytest.mark.spark
 

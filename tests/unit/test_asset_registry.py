@@ -3,8 +3,8 @@
 from collections import defaultdict
 
 from plantlake.ingest.filters import load_filter_config
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.asset_registry import REMOUNTS, feature_names, registry_rows
+from plantlake.pipelines.transforms.asset_registry import REMOUNTS, feature_names, registry_rows
+from plantlake.simulator.plant import build_plant
 
 
 def _intervals(rows):

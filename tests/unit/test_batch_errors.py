@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from plantlake.errors import ExpectationFailed, SinkError
-from plantlake.pipelines import jobs
-from plantlake.pipelines.batch_errors import await_query, keep_errors, own_error
+from plantlake.adapters.batch_errors import await_query, keep_errors, own_error
+from plantlake.app import jobs
+from plantlake.core.errors import ExpectationFailed, SinkError
 
 
 def _failed_rule() -> ExpectationFailed:

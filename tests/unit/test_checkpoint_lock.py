@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 
-from plantlake.config import Settings
-from plantlake.pipelines.checkpoints import (
+from plantlake.adapters.checkpoints import (
     CheckpointBusy,
     adopt_legacy_checkpoints,
     checkpoint_lock,
 )
+from plantlake.core.config import Settings
 
 CHECKPOINT = "file:///lake/_checkpoints/bronze"
 
@@ -21,8 +21,8 @@ CHECKPOINT = "file:///lake/_checkpoints/bronze"
 def _holder(home):
     """A process that takes the lock, says so, and waits."""
     script = textwrap.dedent(f"""
-        from plantlake.config import Settings
-        from plantlake.pipelines.checkpoints import checkpoint_lock
+        from plantlake.core.config import Settings
+        from plantlake.adapters.checkpoints import checkpoint_lock
         settings = Settings(home={str(home)!r})
         checkpoint_lock(settings, {CHECKPOINT!r}, "bronze").acquire()
         print("held", flush=True)

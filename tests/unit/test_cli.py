@@ -6,13 +6,13 @@ import sys
 
 def _plantlake(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-c", "from plantlake.cli import main; main()", *args],
+        [sys.executable, "-c", "from plantlake.app.cli import main; main()", *args],
         capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120,
     )  # fmt: skip
 
 
 def test_help_does_not_start_a_jvm_or_import_spark():
-    code = "import sys; from plantlake.cli import app; assert 'pyspark' not in sys.modules"
+    code = "import sys; from plantlake.app.cli import app; assert 'pyspark' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert "up" in _plantlake("--help").stdout
 
@@ -35,7 +35,7 @@ def test_the_home_folder_is_made_private(tmp_path):
     assert result.returncode in (0, 1), result.stderr
     assert home.stat().st_mode & 0o777 == 0o700
     # What a plantlake process (and what it starts) writes afterwards is its owner's alone.
-    code = ("from pathlib import Path; from plantlake.config import make_home_private; "
+    code = ("from pathlib import Path; from plantlake.core.config import make_home_private; "
             f"make_home_private(Path({str(home)!r})); Path({str(home)!r}, 'x').write_text('x')")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (home / "x").stat().st_mode & 0o777 == 0o600

@@ -1,6 +1,6 @@
 import time
 
-from plantlake.clock import iso_ms, now_ms, utc_text
+from plantlake.core.clock import iso_ms, now_ms, utc_text
 
 
 def test_iso_ms_is_utc_with_a_z_and_milliseconds_only_when_there_are_any():

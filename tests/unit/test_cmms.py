@@ -1,9 +1,9 @@
 import pytest
 
-from plantlake.errors import ContractError, SourceError
-from plantlake.ingest.simulator.plant import build_plant, maintenance_log
-from plantlake.pipelines.cmms import CmmsRecord, parse_cmms_export, read_cmms_export
-from plantlake.simulate import write_cmms_export
+from plantlake.app.simulate import write_cmms_export
+from plantlake.core.errors import ContractError, SourceError
+from plantlake.pipelines.jobs.cmms import CmmsRecord, parse_cmms_export, read_cmms_export
+from plantlake.simulator.plant import build_plant, maintenance_log
 
 HEADER = "asset,event,failure_mode,time_ms\n"
 T = 1_767_225_600_000

@@ -3,13 +3,13 @@ import stat
 import pytest
 from pydantic import ValidationError
 
-from plantlake.config import (
+from plantlake.core.config import (
     LakeSettings,
     ensure_local_secrets,
     generate_local_secrets,
     load_settings,
 )
-from plantlake.errors import ConfigError
+from plantlake.core.errors import ConfigError
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_user_credentials_are_not_replaced(home, monkeypatch):
 
 
 def test_kafka_tls_reaches_every_client_and_is_off_by_default(tmp_path):
-    from plantlake.config import KafkaSettings
+    from plantlake.core.config import KafkaSettings
 
     plain = KafkaSettings()
     assert plain.client_config() == {"bootstrap.servers": "127.0.0.1:9092"}
@@ -146,6 +146,6 @@ def test_kafka_tls_reaches_every_client_and_is_off_by_default(tmp_path):
         "kafka.ssl.truststore.type": "PEM", "kafka.ssl.truststore.location": str(tmp_path / "ca.pem"),
     }  # fmt: skip
     # Every producer and consumer plantlake makes starts from client_config.
-    from plantlake.ingest.kafka_sink import producer_config
+    from plantlake.adapters.kafka import producer_config
 
     assert producer_config(site)["security.protocol"] == "SSL"

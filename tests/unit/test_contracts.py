@@ -1,5 +1,5 @@
-from plantlake.contracts import TABLES, is_epoch_ms, record_errors
-from plantlake.demo import demo_readings
+from plantlake.app.demo import demo_readings
+from plantlake.core.contracts import TABLES, is_epoch_ms, record_errors
 
 
 def _good() -> dict:
@@ -68,7 +68,7 @@ def test_every_merge_is_keyed_by_its_tables_contract():
 
 
 def test_a_merge_condition_joins_on_every_key_column():
-    from plantlake.contracts import GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M
+    from plantlake.core.contracts import GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M
 
     # Windows are merged on their epoch-ms start, so that is the key the contract states.
     for ref in (GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M):

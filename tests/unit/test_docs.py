@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from plantlake.contracts import TABLES
+from plantlake.core.contracts import TABLES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,8 +6,8 @@ import copy
 import pytest
 import yaml
 
-from plantlake.errors import ConfigError
-from plantlake.pipelines.expectations import (
+from plantlake.core.errors import ConfigError
+from plantlake.pipelines.transforms.expectations import (
     ACTIONS,
     EXPECTATIONS_DIR,
     KINDS,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plantlake.pipelines.features import (
+from plantlake.pipelines.transforms.features import (
     FEATURE_COLUMNS,
     HOUR_MS,
     MINUTE_MS,

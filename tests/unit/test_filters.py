@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plantlake.errors import ConfigError
+from plantlake.core.errors import ConfigError
+from plantlake.core.records import Quality, Reading
 from plantlake.ingest.edge_filter import EdgeFilter
 from plantlake.ingest.filters import (
     Deadband,
@@ -16,7 +17,6 @@ from plantlake.ingest.filters import (
     parse_filter_config,
     window_features,
 )
-from plantlake.ingest.records import Quality, Reading
 
 values = st.lists(
     st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=300

@@ -8,7 +8,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plantlake.contracts import record_errors
+from plantlake.core.contracts import record_errors
 from plantlake.ingest.sparkplug import sparkplug_b_pb2 as pb
 from plantlake.ingest.sparkplug.codec import DataType, Metric, encode_payload
 from plantlake.ingest.sparkplug.host import PrimaryHost

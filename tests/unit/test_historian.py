@@ -5,24 +5,24 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 
-from plantlake.contracts import record_errors
-from plantlake.errors import ConfigError
-from plantlake.ingest.historian import (
+from plantlake.core.contracts import record_errors
+from plantlake.core.errors import ConfigError
+from plantlake.core.records import Quality
+from plantlake.pipelines.transforms.expectations import load_rules
+from plantlake.simulator.historian import (
     DAY_MS,
     HISTORIAN,
     backfill_span,
     historian_readings,
     parse_step,
 )
-from plantlake.ingest.records import Quality
-from plantlake.ingest.simulator.plant import (
+from plantlake.simulator.plant import (
     HOUR_MS,
     build_plant,
     device_time_ms,
     health,
     maintenance_log,
 )
-from plantlake.pipelines.expectations import load_rules
 
 PLANT = build_plant(7, start_ms=1_767_225_600_000)
 MINUTE = 60_000
@@ -199,8 +199,8 @@ def test_backfill_needs_positive_days():
 def test_cli_offers_each_edge_source_and_the_history_backfill():
     import typer.main
 
-    from plantlake.cli import EDGE_SOURCES, app
-    from plantlake.ingest.sources import SOURCES
+    from plantlake.app.cli import EDGE_SOURCES, app
+    from plantlake.app.edge_sources import SOURCES
 
     assert EDGE_SOURCES == SOURCES
     ingest = typer.main.get_command(app).commands["ingest"]

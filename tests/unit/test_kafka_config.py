@@ -1,7 +1,7 @@
 import re
 
-from plantlake.config import KafkaSettings
-from plantlake.ingest.kafka_sink import producer_config
+from plantlake.adapters.kafka import producer_config
+from plantlake.core.config import KafkaSettings
 from plantlake.services.kafka import new_cluster_id, server_properties
 
 

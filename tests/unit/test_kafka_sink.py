@@ -1,6 +1,6 @@
 """The producer adapter waits when its local queue is full instead of failing."""
 
-from plantlake.ingest.kafka_sink import send_waiting
+from plantlake.adapters.kafka import send_waiting
 
 
 class FullQueueProducer:

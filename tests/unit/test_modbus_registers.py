@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 
-from plantlake.errors import ConfigError
+from plantlake.core.errors import ConfigError
 from plantlake.ingest.modbus.register_map import (
     dump_register_map,
     load_register_map,
@@ -29,7 +29,7 @@ from plantlake.ingest.modbus.registers import (
     split_response,
     unscale_value,
 )
-from plantlake.ingest.simulator.plant import build_plant
+from plantlake.simulator.plant import build_plant
 
 # 123.456 as an IEEE 754 float32 is 0x42F6E979 (bytes A=42 B=F6 C=E9 D=79).
 KNOWN = {
@@ -289,8 +289,8 @@ def test_plant_map_uses_every_order_and_survives_a_yaml_round_trip(tmp_path):
 
 
 def test_readings_are_stamped_with_the_poll_time_and_nan_is_bad():
+    from plantlake.core.records import Quality
     from plantlake.ingest.modbus.poller import to_readings
-    from plantlake.ingest.records import Quality
 
     speed = tag(type=RegisterType.UINT16, table=Table.INPUT, scale=0.1, unit="rpm")
     good, bad = to_readings(

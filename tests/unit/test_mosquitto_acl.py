@@ -2,7 +2,7 @@ import pytest
 from paho.mqtt.client import topic_matches_sub
 from pydantic import ValidationError
 
-from plantlake.config import EdgeNode, MqttSettings
+from plantlake.core.config import EdgeNode, MqttSettings
 from plantlake.services.mosquitto import mosquitto_acl, mosquitto_conf
 
 

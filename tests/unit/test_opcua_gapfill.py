@@ -8,11 +8,11 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plantlake.errors import ConfigError
+from plantlake.core.errors import ConfigError
+from plantlake.core.records import Quality, Reading
 from plantlake.ingest.opcua.client import deadband_filter
 from plantlake.ingest.opcua.connection import parse_security
 from plantlake.ingest.opcua.gapfill import GapFiller
-from plantlake.ingest.records import Quality, Reading
 
 
 def _r(ms: int, sensor: str = "flow", value: float = 1.0) -> Reading:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from asyncua import ua
 
+from plantlake.core.records import Quality
 from plantlake.ingest.opcua.model import (
     DEVICE_UNITS,
     ENGINEERING_UNITS,
@@ -27,8 +28,7 @@ from plantlake.ingest.opcua.model import (
     unece_unit_id,
     unit_from_eu,
 )
-from plantlake.ingest.records import Quality
-from plantlake.ingest.simulator.plant import build_plant, value_at
+from plantlake.simulator.plant import build_plant, value_at
 
 PLANT = build_plant(seed=7)
 NS = 2

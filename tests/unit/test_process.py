@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from plantlake.errors import PortInUseError, ServiceError
+from plantlake.core.errors import PortInUseError, ServiceError
 from plantlake.services import process
 
 
@@ -63,7 +63,7 @@ def test_a_service_that_dies_while_starting_reports_its_log(tmp_path):
 
 
 def test_run_logged_failure_names_the_step_and_log(tmp_path):
-    from plantlake.errors import InstallError
+    from plantlake.core.errors import InstallError
 
     log = tmp_path / "install.log"
     with pytest.raises(InstallError) as info:

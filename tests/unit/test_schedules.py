@@ -4,7 +4,7 @@ import ast
 import re
 from pathlib import Path
 
-from plantlake.pipelines.jobs import JOBS
+from plantlake.app.jobs import JOBS
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "infra" / "schedules"
 

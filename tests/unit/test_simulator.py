@@ -5,9 +5,12 @@ import math
 
 import pytest
 
-from plantlake.errors import ConfigError
-from plantlake.ingest.records import Quality
-from plantlake.ingest.simulator.plant import (
+from plantlake.app.edge_sources import make_source
+from plantlake.app.simulate import write_cmms_export
+from plantlake.core.errors import ConfigError
+from plantlake.core.records import Quality
+from plantlake.core.units import quantity_of
+from plantlake.simulator.plant import (
     HOUR_MS,
     build_plant,
     device_time_ms,
@@ -15,9 +18,6 @@ from plantlake.ingest.simulator.plant import (
     maintenance_log,
     value_at,
 )
-from plantlake.ingest.sources import make_source
-from plantlake.simulate import write_cmms_export
-from plantlake.units import quantity_of
 
 
 def test_same_seed_same_plant_and_values():
@@ -82,7 +82,7 @@ def test_drifting_device_clock():
 
 
 def test_unknown_edge_source_is_a_config_error():
-    from plantlake.config import Settings
+    from plantlake.core.config import Settings
 
     with pytest.raises(ConfigError, match="Unknown edge source"):
         make_source(Settings(), "profibus")

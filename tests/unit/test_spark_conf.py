@@ -2,8 +2,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from plantlake.config import S3Settings, Settings
-from plantlake.spark import spark_conf, submit_args
+from plantlake.adapters.spark import spark_conf, submit_args
+from plantlake.core.config import S3Settings, Settings
 
 
 def _settings(tmp_path) -> Settings:

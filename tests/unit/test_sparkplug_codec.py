@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plantlake.ingest.records import Quality
+from plantlake.core.records import Quality
 from plantlake.ingest.sparkplug import sparkplug_b_pb2 as pb
 from plantlake.ingest.sparkplug.codec import (
     DataType,

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plantlake.ingest.records import LifecycleKind, Quality
+from plantlake.core.records import LifecycleKind, Quality
 from plantlake.ingest.sparkplug.codec import DataType, Metric, encode_payload
 from plantlake.ingest.sparkplug.host import HostOptions, PrimaryHost
 

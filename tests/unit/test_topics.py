@@ -1,4 +1,4 @@
-from plantlake.topics import TOPICS, topic
+from plantlake.core.topics import TOPICS, topic
 
 
 def test_topic_keys_are_unique_and_prefixed():

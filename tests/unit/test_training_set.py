@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plantlake.errors import ConfigError
-from plantlake.models.evaluation import (
+from plantlake.core.errors import ConfigError
+from plantlake.models.logic.evaluation import (
     alert_quality,
     baseline_limits,
     baseline_scores,
     budget_threshold,
 )
-from plantlake.models.training_set import (
+from plantlake.models.logic.training_set import (
     INGEST,
     TRAIN,
     VALIDATION,
@@ -23,7 +23,7 @@ from plantlake.models.training_set import (
     point_in_time_join,
     time_split,
 )
-from plantlake.pipelines.features import FEATURE_COLUMNS
+from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
 H = 3_600_000
 A = "plant1/line1/pump-02"

@@ -3,7 +3,7 @@
 import itertools
 import random
 
-from plantlake.pipelines.twin_fold import Twin, TwinRow
+from plantlake.pipelines.transforms.twin_fold import Twin, TwinRow
 
 T0 = 1_767_225_600_000
 _offsets = itertools.count()

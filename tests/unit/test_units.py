@@ -2,9 +2,9 @@
 
 import pytest
 
-from plantlake.ingest.simulator.plant import build_plant
-from plantlake.pipelines.unit_conversion import CANONICAL_UNITS, unit_rows
-from plantlake.units import ALIASES, quantity_of, registry
+from plantlake.core.units import ALIASES, quantity_of, registry
+from plantlake.pipelines.transforms.unit_conversion import CANONICAL_UNITS, unit_rows
+from plantlake.simulator.plant import build_plant
 
 
 def _by_unit() -> dict[str, dict]:

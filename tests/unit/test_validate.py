@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from plantlake.contracts import GOLD_TELEMETRY_1M, GOLD_TWIN_STATE, SILVER_TELEMETRY
-from plantlake.pipelines.expectations import load_rules, parse_rules
-from plantlake.pipelines.validate import (
+from plantlake.core.contracts import GOLD_TELEMETRY_1M, GOLD_TWIN_STATE, SILVER_TELEMETRY
+from plantlake.pipelines.jobs.validate import (
     SKIPPED_MISSING,
     Condition,
     ExpectationOutcome,
@@ -17,6 +16,7 @@ from plantlake.pipelines.validate import (
     outcome_from_result,
     suite_spec,
 )
+from plantlake.pipelines.transforms.expectations import load_rules, parse_rules
 
 NOW_MS = 1_750_000_000_000
 

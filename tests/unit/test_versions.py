@@ -2,8 +2,8 @@ import tomllib
 
 import pytest
 
-from plantlake.errors import ConfigError
-from plantlake.versions import PYPROJECT, parse_versions, versions
+from plantlake.core.errors import ConfigError
+from plantlake.services.versions import PYPROJECT, parse_versions, versions
 
 
 def _pins() -> dict[str, str]:

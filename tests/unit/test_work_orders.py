@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from plantlake.models.work_orders import (
+from plantlake.models.logic.work_orders import (
     ANOMALY_MODE,
     CLOSED,
     OPEN,

@@ -4,7 +4,7 @@ import sys
 
 from pyspark.sql import functions as F
 
-from plantlake.spark import get_spark
+from plantlake.adapters.spark import get_spark
 
 out = sys.argv[1]
 spark = get_spark(app_name="plantlake-cluster-test")

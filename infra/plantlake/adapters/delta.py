@@ -1,0 +1,142 @@
+"""Adapters between jobs and storage: Kafka streams in, Delta tables out, exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from plantlake.core.config import LakeSettings, Settings
+from plantlake.core.contracts import TableRef
+from plantlake.core.errors import SourceError
+
+
+def read_kafka_stream(spark: SparkSession, settings: Settings, topic: str, *, max_per_trigger: int):
+    """A streaming DataFrame over one Kafka topic, from its earliest retained offset."""
+    return (
+        spark.readStream.format("kafka")
+        .options(**settings.kafka.spark_options())
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", max_per_trigger)
+        .option("includeHeaders", "true")
+        .load()
+    )
+
+
+def writer_id(spark: SparkSession, checkpoint: str) -> str:
+    """A stable id for the writer behind one checkpoint, kept in the checkpoint folder.
+
+    Delta skips a (txnAppId, txnVersion) it has already committed. Batch ids restart at 0 when a
+    checkpoint is reset, so the app id must change with the checkpoint, or new data would be
+    skipped as "already written".
+    """
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/plantlake_writer_id")
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        stream = fs.open(path)
+        try:
+            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8").strip()
+        finally:
+            stream.close()
+    new_id = str(uuid.uuid4())
+    out = fs.create(path, False)
+    try:
+        out.write(bytearray(new_id.encode()))
+    finally:
+        out.close()
+    return new_id
+
+
+def append_once(
+    df: DataFrame,
+    path: str,
+    *,
+    app_id: str,
+    batch_id: int,
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Append a micro-batch to a Delta table so that a retried batch is not written twice.
+
+    New nullable columns are merged into the table's schema (additive evolution, as when the
+    record gains a field); a changed or removed column still fails the write. `properties`
+    (`TableRef.properties`) are set when the write creates the table; Delta ignores them after.
+    """
+    (
+        df.write.format("delta")
+        .mode("append")
+        .options(**(properties or {}))
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .option("mergeSchema", "true")
+        .save(path)
+    )
+
+
+def overwrite_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+    """Replace a Delta table's rows with a micro-batch's, skipped when the batch was committed."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .save(path)
+    )
+
+
+_TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+_TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+
+@contextmanager
+def idempotent_dml(session: SparkSession, *, app_id: str, batch_id: int) -> Iterator[None]:
+    """Make the Delta DML inside (MERGE) a no-op when (app_id, batch_id) already committed.
+
+    DML has no writer options, so Delta reads the pair from session confs; in foreachBatch the
+    session is the query's own clone, so other queries' writes never see them.
+    """
+    session.conf.set(_TXN_APP_ID, app_id)
+    session.conf.set(_TXN_VERSION, str(batch_id))
+    try:
+        yield
+    finally:
+        session.conf.unset(_TXN_APP_ID)
+        session.conf.unset(_TXN_VERSION)
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def append_unless_empty(
+    df: DataFrame, path: str, *, empty: bool, app_id: str, batch_id: int
+) -> None:
+    """`append_once`, except that an `empty` micro-batch commits nothing once the table exists.
+
+    Each commit costs seconds on S3 whatever its size. Skipping a batch id is safe: Delta skips
+    only (app id, batch id) pairs at or below the last one the table committed.
+    """
+    if empty and table_exists(df.sparkSession, path):
+        return
+    append_once(df, path, app_id=app_id, batch_id=batch_id)
+
+
+def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hint: str) -> str:
+    """The table's path; raises SourceError naming it and what to run when it is not there yet."""
+    path = ref.path(lake)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise SourceError(f"{ref.name} is not a Delta table at {path}.", hint=hint)
+    return path
+
+
+def delta_version(spark: SparkSession, path: str) -> int:
+    """The table's current Delta version (what a reader records as lineage)."""
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+
+
+def read_delta(spark: SparkSession, path: str) -> DataFrame:
+    return spark.read.format("delta").load(path)

@@ -1,0 +1,351 @@
+"""How plant assets map to an OPC-UA information model and back (ingest layer, pure: no I/O).
+
+Every asset is an object at Objects/Plant/<site>/<line>/<asset>; every sensor is an
+AnalogItemType variable under it whose `EngineeringUnits` (EUInformation, UNECE Rec. 20 codes)
+carries the unit the device reports and whose `EURange` carries its normal operating range.
+The server builds its address space from `address_space_items`; the client maps a browsed path
+and its EngineeringUnits back to (asset path, sensor, unit) with `sensor_ref`, and a DataValue to
+a canonical `Reading` with `to_reading`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asyncua import ua
+
+from plantlake.core.records import Quality, Reading
+from plantlake.simulator.plant import Asset, Sensor
+
+NAMESPACE_URI = "urn:plantlake:plant"
+ROOT = "Plant"
+ENGINEERING_UNITS = "EngineeringUnits"
+EU_RANGE = "EURange"
+# OPC UA Part 8 §5.6.3: EUInformation.NamespaceUri for units coded after UNECE Rec. 20.
+UNECE_NAMESPACE_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
+PROTOCOL = "opcua"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def unece_unit_id(code: str) -> int:
+    """EUInformation.UnitId of a UNECE common code: its ASCII bytes, big-endian (Part 8 §5.6.3)."""
+    if not 1 <= len(code) <= 3 or not code.isascii():
+        raise ValueError(f"{code!r} is not a UNECE common code (1-3 ASCII characters)")
+    return int.from_bytes(code.encode("ascii"), "big")
+
+
+@dataclass(frozen=True)
+class UnitCode:
+    """A UNECE Rec. 20 unit as OPC-UA spells it (codes and names from UNECE_to_OPCUA.csv)."""
+
+    code: str
+    display_name: str
+    description: str
+
+    @property
+    def unit_id(self) -> int:
+        return unece_unit_id(self.code)
+
+
+# The units plant devices report, keyed by how the device (and `Sensor.unit`) spells them.
+# asyncua ships no UNECE table, so the few codes we need are written out here.
+DEVICE_UNITS: dict[str, UnitCode] = {
+    "degC": UnitCode("CEL", "°C", "degree Celsius"),
+    "degF": UnitCode("FAH", "°F", "degree Fahrenheit"),
+    "K": UnitCode("KEL", "K", "kelvin"),
+    "bar": UnitCode("BAR", "bar", "bar [unit of pressure]"),
+    "psi": UnitCode("PS", "lbf/in²", "pound-force per square inch"),
+    "A": UnitCode("AMP", "A", "ampere"),
+    "mm/s": UnitCode("C16", "mm/s", "millimetre per second"),
+    "m3/h": UnitCode("MQH", "m³/h", "cubic metre per hour"),
+    "rpm": UnitCode("RPM", "r/min", "revolutions per minute"),
+    "": UnitCode("C62", "1", "one"),  # dimensionless (a running/stopped state)
+}
+_UNIT_BY_ID = {code.unit_id: unit for unit, code in DEVICE_UNITS.items()}
+
+
+def eu_information(unit: str) -> ua.EUInformation:
+    """The EUInformation a device publishes for `unit`; unknown units keep their name, UnitId -1."""
+    code = DEVICE_UNITS.get(unit)
+    if code is None:
+        # Part 8: UnitId -1 means "no UNECE code"; the display name still says what it is.
+        return ua.EUInformation(
+            NamespaceUri=UNECE_NAMESPACE_URI,
+            UnitId=-1,
+            DisplayName=ua.LocalizedText(unit),
+            Description=ua.LocalizedText(unit),
+        )
+    return ua.EUInformation(
+        NamespaceUri=UNECE_NAMESPACE_URI,
+        UnitId=code.unit_id,
+        DisplayName=ua.LocalizedText(code.display_name),
+        Description=ua.LocalizedText(code.description),
+    )
+
+
+def unit_from_eu(eu: ua.EUInformation | None) -> str | None:
+    """The unit a device reports, from its EngineeringUnits: our spelling for known UNECE codes,
+    else the display name; None when the variable has no EngineeringUnits."""
+    if eu is None:
+        return None
+    if eu.NamespaceUri == UNECE_NAMESPACE_URI and eu.UnitId in _UNIT_BY_ID:
+        return _UNIT_BY_ID[eu.UnitId]
+    return eu.DisplayName.Text if eu.DisplayName and eu.DisplayName.Text is not None else None
+
+
+def eu_range(sensor: Sensor) -> tuple[float, float]:
+    """The normal operating range of a sensor in its device unit: the swing of its signal, noise
+    and wear; spikes fall outside it on purpose."""
+    if sensor.quantity == "state":
+        return 0.0, 1.0
+    if sensor.rate_hz:  # the variable is the waveform's RMS, never negative
+        return 0.0, round(sensor.amplitude + abs(sensor.wear_gain) + 4 * (sensor.noise + 1.0), 3)
+    half = sensor.amplitude + abs(sensor.wear_gain) + 6 * sensor.noise
+    low = sensor.base - half
+    if sensor.quantity != "temperature":  # pressures, flows, currents and speeds are not negative
+        low = max(low, 0.0)
+    return round(low, 3), round(sensor.base + half, 3)
+
+
+@dataclass(frozen=True)
+class SensorRef:
+    """What a sensor variable is: the asset path, the sensor name and the unit the device reports."""
+
+    asset: str
+    sensor: str
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class SensorVariable:
+    """One sensor as an OPC-UA variable."""
+
+    asset: Asset
+    sensor: Sensor
+
+    @property
+    def browse_path(self) -> tuple[str, ...]:
+        a = self.asset
+        return (ROOT, a.site, a.line, a.name, self.sensor.name)
+
+    @property
+    def node_key(self) -> str:
+        return f"{self.asset.path}/{self.sensor.name}"
+
+    def node_id(self, ns: int) -> ua.NodeId:
+        # String ids from the path stay the same across server restarts, so a client's
+        # monitored items and the history tables keyed by node id still match after one.
+        return ua.NodeId(self.node_key, ns)
+
+
+def sensor_variables(assets: Iterable[Asset]) -> list[SensorVariable]:
+    return [SensorVariable(asset, sensor) for asset in assets for sensor in asset.sensors]
+
+
+def sensor_ref(path: Sequence[str], eu: ua.EUInformation | None) -> SensorRef:
+    """Reverse mapping: a browse path below Objects (Plant/site/line/asset/sensor) and the
+    variable's EngineeringUnits -> what it measures. Raises ValueError for any other path."""
+    if len(path) != 5 or path[0] != ROOT or not all(path):
+        raise ValueError(
+            f"{'/'.join(path)!r} is not a sensor path {ROOT}/<site>/<line>/<asset>/<sensor>"
+        )
+    _, site, line, asset, sensor = path
+    return SensorRef(asset=f"{site}/{line}/{asset}", sensor=sensor, unit=unit_from_eu(eu))
+
+
+def _object(
+    node_id: ua.NodeId,
+    parent: ua.NodeId,
+    name: str,
+    ns: int,
+    *,
+    folder: bool,
+    reference: int = ua.ObjectIds.Organizes,
+) -> ua.AddNodesItem:
+    attrs = ua.ObjectAttributes(
+        DisplayName=ua.LocalizedText(name), Description=ua.LocalizedText(name), EventNotifier=0
+    )
+    return ua.AddNodesItem(
+        ParentNodeId=parent,
+        ReferenceTypeId=ua.NodeId(reference),
+        RequestedNewNodeId=node_id,
+        BrowseName=ua.QualifiedName(name, ns),
+        NodeClass=ua.NodeClass.Object,
+        NodeAttributes=attrs,
+        TypeDefinition=ua.NodeId(
+            ua.ObjectIds.FolderType if folder else ua.ObjectIds.BaseObjectType
+        ),
+    )
+
+
+def _variable(
+    node_id: ua.NodeId,
+    parent: ua.NodeId,
+    name: str,
+    ns: int,
+    value: ua.Variant,
+    *,
+    datatype: int,
+    prop: bool,
+    sampling_ms: float = 0.0,
+) -> ua.AddNodesItem:
+    access = ua.AccessLevel.CurrentRead.mask
+    if not prop:
+        access |= ua.AccessLevel.HistoryRead.mask
+    attrs = ua.VariableAttributes(
+        DisplayName=ua.LocalizedText(name),
+        Description=ua.LocalizedText(name),
+        Value=value,
+        DataType=ua.NodeId(datatype),
+        ValueRank=ua.ValueRank.Scalar,
+        AccessLevel=access,
+        UserAccessLevel=access,
+        MinimumSamplingInterval=sampling_ms,
+        Historizing=not prop,
+    )
+    return ua.AddNodesItem(
+        ParentNodeId=parent,
+        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty if prop else ua.ObjectIds.HasComponent),
+        RequestedNewNodeId=node_id,
+        BrowseName=ua.QualifiedName(name, ns if not prop else 0),
+        NodeClass=ua.NodeClass.Variable,
+        NodeAttributes=attrs,
+        TypeDefinition=ua.NodeId(
+            ua.ObjectIds.PropertyType if prop else ua.ObjectIds.AnalogItemType
+        ),
+    )
+
+
+def address_space_items(
+    assets: Iterable[Asset], ns: int, *, sampling_ms: float = 0.0
+) -> list[ua.AddNodesItem]:
+    """AddNodes requests for the plant, parents before children, ready for one AddNodes call."""
+    items: list[ua.AddNodesItem] = []
+    seen: set[str] = set()
+    root = ua.NodeId(ROOT, ns)
+    items.append(_object(root, ua.NodeId(ua.ObjectIds.ObjectsFolder), ROOT, ns, folder=True))
+    for asset in assets:
+        parent = root
+        for key, name in ((asset.site, asset.site), (f"{asset.site}/{asset.line}", asset.line)):
+            node = ua.NodeId(key, ns)
+            if key not in seen:
+                seen.add(key)
+                items.append(_object(node, parent, name, ns, folder=True))
+            parent = node
+        asset_node = ua.NodeId(asset.path, ns)
+        items.append(_object(asset_node, parent, asset.name, ns, folder=False))
+        for var in sensor_variables([asset]):
+            node = var.node_id(ns)
+            low, high = eu_range(var.sensor)
+            items.append(
+                _variable(
+                    node,
+                    asset_node,
+                    var.sensor.name,
+                    ns,
+                    ua.Variant(0.0, ua.VariantType.Double),
+                    datatype=ua.ObjectIds.Double,
+                    prop=False,
+                    sampling_ms=sampling_ms,
+                )
+            )
+            items.append(
+                _variable(
+                    ua.NodeId(f"{var.node_key}#{ENGINEERING_UNITS}", ns),
+                    node,
+                    ENGINEERING_UNITS,
+                    ns,
+                    ua.Variant(eu_information(var.sensor.unit)),
+                    datatype=ua.ObjectIds.EUInformation,
+                    prop=True,
+                )
+            )
+            items.append(
+                _variable(
+                    ua.NodeId(f"{var.node_key}#{EU_RANGE}", ns),
+                    node,
+                    EU_RANGE,
+                    ns,
+                    ua.Variant(ua.Range(Low=low, High=high)),
+                    datatype=ua.ObjectIds.Range,
+                    prop=True,
+                )
+            )
+    return items
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return _EPOCH + ms * _MS
+
+
+def datetime_to_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:  # OPC-UA DateTime is UTC; a naive value from a peer means UTC
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _MS
+
+
+_STATUS_OF = {
+    Quality.GOOD: ua.StatusCodes.Good,
+    Quality.UNCERTAIN: ua.StatusCodes.Uncertain,
+    # A NaN from the plant is a failed sensor read, not a bad value of a working sensor.
+    Quality.BAD: ua.StatusCodes.BadSensorFailure,
+}
+
+
+def status_of(quality: Quality) -> ua.StatusCode:
+    return ua.StatusCode(_STATUS_OF[quality])
+
+
+def quality_of(status: ua.StatusCode | int | None) -> Quality:
+    """Quality from a StatusCode's severity bits (Part 4 §7.39): 00 Good, 01 Uncertain, 1x Bad."""
+    code = (
+        0
+        if status is None
+        else (status.value if isinstance(status, ua.StatusCode) else int(status))
+    )
+    severity = (code >> 30) & 0b11
+    if severity == 0:
+        return Quality.GOOD
+    if severity == 1:
+        return Quality.UNCERTAIN
+    return Quality.BAD
+
+
+def data_value(value: float, quality: Quality, *, source_ms: int, server_ms: int) -> ua.DataValue:
+    """What a device server writes: the value with its device (source) timestamp and status."""
+    return ua.DataValue(
+        ua.Variant(float(value), ua.VariantType.Double),
+        StatusCode=status_of(quality),
+        SourceTimestamp=ms_to_datetime(source_ms),
+        ServerTimestamp=ms_to_datetime(server_ms),
+    )
+
+
+def to_reading(
+    ref: SensorRef, dv: ua.DataValue, *, receive_time_ms: int, source_node: str
+) -> Reading:
+    """A received DataValue as a canonical Reading. A Bad value (the server nulls it) or a NaN
+    becomes None: the quality says why."""
+    raw = dv.Value.Value if dv.Value is not None else None
+    value = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+    if isinstance(raw, bool):
+        value = float(raw)
+    if value is not None and math.isnan(value):
+        value = None
+    stamp = dv.SourceTimestamp or dv.ServerTimestamp
+    return Reading(
+        asset=ref.asset,
+        sensor=ref.sensor,
+        value=value,
+        unit=ref.unit,
+        quality=quality_of(dv.StatusCode),
+        event_time_ms=datetime_to_ms(stamp) if stamp is not None else receive_time_ms,
+        receive_time_ms=receive_time_ms,
+        source_protocol=PROTOCOL,
+        source_node=source_node,
+    )

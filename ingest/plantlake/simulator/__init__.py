@@ -1,0 +1,1 @@
+"""plantlake.simulator: a deterministic simulated plant and its devices on real protocols."""

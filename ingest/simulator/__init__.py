@@ -1,1 +1,0 @@
-"""plantlake.ingest.simulator: a deterministic simulated plant and its devices on real protocols."""

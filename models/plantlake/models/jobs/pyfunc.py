@@ -1,0 +1,42 @@
+"""The MLflow model every plantlake model is logged as: feature rows in, one risk score out (models).
+
+A scikit-learn estimator inside an `mlflow.pyfunc.PythonModel`, so the failure predictor
+(probability of a failure within the horizon) and the anomaly detector (how unusual the row is)
+both score as one double per row, higher meaning worse, through `mlflow.pyfunc.load_model` or
+`mlflow.pyfunc.spark_udf(..., result_type="double")` alike. The alert threshold travels with
+the model (and as the model version tag `alert_threshold`).
+"""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
+
+FAILURE, ANOMALY = "failure", "anomaly"
+
+
+class RiskScoreModel(mlflow.pyfunc.PythonModel):
+    """`kind` is FAILURE (predict_proba of the positive class) or ANOMALY (-score_samples)."""
+
+    def __init__(self, estimator, *, kind: str, threshold: float, features=FEATURE_COLUMNS):
+        if kind not in (FAILURE, ANOMALY):
+            raise ValueError(f"kind must be {FAILURE!r} or {ANOMALY!r}, got {kind!r}")
+        self.estimator = estimator
+        self.kind = kind
+        self.threshold = float(threshold)
+        self.features = tuple(features)
+
+    def scores(self, rows: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.features if c not in rows.columns]
+        if missing:
+            raise ValueError(f"feature rows lack {missing}")
+        x = rows[list(self.features)].astype("float64")
+        if self.kind == FAILURE:
+            return self.estimator.predict_proba(x)[:, 1].astype("float64")
+        return (-self.estimator.score_samples(x)).astype("float64")
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return self.scores(model_input)

@@ -1,0 +1,333 @@
+"""`plantlake models train`: build a point-in-time training set, train, log and register (models).
+
+Reads gold.features and silver.maintenance_events as of a cutoff, builds the training set
+(models.training_set), keeps it in gold.training_sets under this training's id, trains the
+failure predictor (gradient-boosted trees) and the anomaly detector (Isolation Forest, fitted on
+healthy rows), measures both and the static-threshold baseline on the time-split holdout, and
+logs each to MLflow with its parameters, metrics, signature, input example, the training set as
+its dataset, and lineage (the Delta version of every input table, the cutoff). Both models are
+registered and their new versions get the alias `challenger`; `plantlake models promote` decides
+whether a challenger becomes `champion`.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from rich.console import Console
+from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+
+from plantlake.adapters.delta import delta_version, require_table
+from plantlake.adapters.mlflow_tracking import use_tracking_server
+from plantlake.core.clock import iso_ms
+from plantlake.core.config import ModelSettings, Settings
+from plantlake.core.contracts import GOLD_FEATURES, GOLD_TRAINING_SETS, SILVER_MAINTENANCE_EVENTS
+from plantlake.core.errors import SourceError
+from plantlake.models.jobs.pyfunc import ANOMALY, FAILURE, RiskScoreModel
+from plantlake.models.logic.evaluation import (
+    AlertQuality,
+    alert_quality,
+    baseline_limits,
+    baseline_scores,
+    budget_threshold,
+)
+from plantlake.models.logic.training_set import (
+    EVENT,
+    INGEST,
+    TRAIN,
+    VALIDATION,
+    LabelPolicy,
+    build_training_set,
+)
+from plantlake.pipelines.transforms.features import FEATURE_COLUMNS, FEATURE_VERSION
+
+EXPERIMENT = "plantlake-predictive-maintenance"
+CHALLENGER = "challenger"
+MIN_FAILURES = 2  # per split: fewer cannot say anything about recall
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    features: pd.DataFrame
+    events: pd.DataFrame
+    versions: dict[str, int]  # table name -> Delta version read
+
+
+@dataclass
+class TrainedModel:
+    name: str
+    kind: str
+    version: str
+    run_id: str
+    holdout: AlertQuality
+
+
+@dataclass
+class TrainingReport:
+    training_set_id: str
+    cutoff_ms: int
+    rows: dict[str, int]
+    positives: dict[str, int]
+    baseline: AlertQuality
+    models: list[TrainedModel] = field(default_factory=list)
+
+
+def policy_for(models: ModelSettings, *, as_of: str = EVENT) -> LabelPolicy:
+    return LabelPolicy(
+        horizon_ms=int(models.horizon_hours * 3_600_000),
+        every_ms=models.label_every_minutes * 60_000,
+        max_staleness_ms=models.max_staleness_minutes * 60_000,
+        as_of=as_of,
+    )
+
+
+def read_inputs(
+    spark: SparkSession, settings: Settings, *, cutoff_ms: int | None
+) -> TrainingInputs:
+    """gold.features and silver.maintenance_events (pandas) at their current Delta versions."""
+    lake = settings.lake
+    hints = {
+        GOLD_FEATURES: "Run `plantlake pipeline run features --once` first.",
+        SILVER_MAINTENANCE_EVENTS: "Run `plantlake pipeline run cmms` first.",
+    }
+    versions = {
+        ref.name: delta_version(spark, require_table(spark, ref, lake, hint=hint))
+        for ref, hint in hints.items()
+    }
+    # Read the exact versions recorded as lineage, not whatever is newest a moment later.
+    features = (
+        spark.read.format("delta").option("versionAsOf", versions[GOLD_FEATURES.name])
+        .load(GOLD_FEATURES.path(lake))
+        .select("asset", "asset_class", "feature_time_ms", "knowable_at_ms", *FEATURE_COLUMNS)
+    )  # fmt: skip
+    events = (
+        spark.read.format("delta")
+        .option("versionAsOf", versions[SILVER_MAINTENANCE_EVENTS.name])
+        .load(SILVER_MAINTENANCE_EVENTS.path(lake))
+        .select("asset", "event", "failure_mode", "event_time_ms")
+    )
+    if cutoff_ms is not None:
+        features = features.where(F.col("feature_time_ms") <= cutoff_ms)
+        events = events.where(F.col("event_time_ms") <= cutoff_ms)
+    return TrainingInputs(features.toPandas(), events.toPandas(), versions)
+
+
+def labelled_rows(
+    inputs: TrainingInputs, models: ModelSettings, *, policy: LabelPolicy, cutoff_ms: int
+) -> pd.DataFrame:
+    """The training set of `inputs` as of `cutoff_ms`, split as the settings say (train and
+    promotion build their sets here, so a holdout means the same thing to both)."""
+    features = inputs.features
+    if policy.as_of == INGEST:
+        features = features[features["knowable_at_ms"] <= cutoff_ms]
+    return build_training_set(
+        features, inputs.events, policy=policy, observed_until_ms=cutoff_ms,
+        validation_fraction=models.validation_fraction,
+        gap_ms=int(models.split_gap_hours * 3_600_000),
+    )  # fmt: skip
+
+
+def fit_failure_model(train: pd.DataFrame, *, seed: int = 7):
+    model = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, class_weight="balanced",
+        random_state=seed,
+    )  # fmt: skip
+    return model.fit(train[list(FEATURE_COLUMNS)], train["label"])
+
+
+def fit_anomaly_model(train: pd.DataFrame, *, seed: int = 7):
+    """Isolation Forest on healthy rows only: what it has not seen healthy is anomalous."""
+    healthy = train[train["label"] == 0][list(FEATURE_COLUMNS)]
+    # Features an asset class never has (a press has no vibration) are constant after imputing.
+    model = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        IsolationForest(n_estimators=200, random_state=seed),
+    )
+    return model.fit(healthy)
+
+
+def _check_enough(rows: pd.DataFrame, events: pd.DataFrame) -> None:
+    for split in (TRAIN, VALIDATION):
+        part = rows[rows["split"] == split]
+        positives = int(part["label"].sum())
+        if positives == 0 or part["asset"].nunique() == 0:
+            failures = int((events["event"] == "failure").sum())
+            raise SourceError(
+                f"The {split} split has {len(part)} rows and {positives} positive labels "
+                f"({failures} failures in silver.maintenance_events): too little history to "
+                "train and measure a failure model.",
+                hint="Backfill more history (`plantlake ingest history --days 30`) and rerun "
+                "silver, `pipeline run cmms` and `pipeline run features`.",
+            )
+
+
+def train_models(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    console: Console,
+    cutoff_ms: int | None = None,
+    as_of: str = EVENT,
+) -> TrainingReport:
+    """Build the training set, train, log and register both models (see the module doc)."""
+    import mlflow
+
+    models = settings.models
+    policy = policy_for(models, as_of=as_of)
+    inputs = read_inputs(spark, settings, cutoff_ms=cutoff_ms)
+    if inputs.features.empty:
+        raise SourceError(
+            "gold.features has no rows.", hint="Run `plantlake pipeline run features --once`."
+        )
+    cutoff = int(cutoff_ms if cutoff_ms is not None else inputs.features["feature_time_ms"].max())
+    rows = labelled_rows(inputs, models, policy=policy, cutoff_ms=cutoff)
+    _check_enough(rows, inputs.events)
+    train, holdout = rows[rows["split"] == TRAIN], rows[rows["split"] == VALIDATION]
+    failures = inputs.events[inputs.events["event"] == "failure"]
+    set_id = uuid.uuid4().hex
+    console.print(
+        f"training set {set_id}: {len(train)} train rows ({int(train['label'].sum())} positive), "
+        f"{len(holdout)} validation rows ({int(holdout['label'].sum())} positive), "
+        f"cutoff {iso_ms(cutoff)}, as of {as_of} time"
+    )
+    set_version = _keep_training_set(spark, settings, rows, set_id=set_id, cutoff_ms=cutoff)
+
+    limits = baseline_limits(train)
+    base = baseline_scores(holdout, limits)
+    report = TrainingReport(
+        training_set_id=set_id, cutoff_ms=cutoff,
+        rows={TRAIN: len(train), VALIDATION: len(holdout)},
+        positives={TRAIN: int(train["label"].sum()), VALIDATION: int(holdout["label"].sum())},
+        baseline=alert_quality(holdout.assign(score=base), failures, threshold=1.0,
+                               horizon_ms=policy.horizon_ms),
+    )  # fmt: skip
+    use_tracking_server(settings)
+    mlflow.set_experiment(EXPERIMENT)
+    lineage = {
+        **{f"lineage.{name}.version": str(v) for name, v in inputs.versions.items()},
+        f"lineage.{GOLD_TRAINING_SETS.name}.version": str(set_version),
+        "training_cutoff": iso_ms(cutoff),
+        "training_cutoff_ms": str(cutoff),
+        "training_set_id": set_id,
+        "feature_version": FEATURE_VERSION,
+    }
+    for kind, name, fit in (
+        (FAILURE, models.failure_model, fit_failure_model),
+        (ANOMALY, models.anomaly_model, fit_anomaly_model),
+    ):
+        trained = _train_one(
+            spark, settings, kind=kind, name=name, estimator=fit(train), train=train,
+            holdout=holdout, failures=failures, policy=policy, lineage=lineage,
+            baseline=report.baseline, set_version=set_version,
+        )  # fmt: skip
+        report.models.append(trained)
+        console.print(
+            f"{name} v{trained.version} ({kind}) → {CHALLENGER}: recall {trained.holdout.recall:.2f} "
+            f"at a {models.alert_budget:.0%} alert budget, precision {trained.holdout.precision:.2f}, "
+            f"lead time {trained.holdout.mean_lead_time_h:.1f} h, false alarms "
+            f"{trained.holdout.false_alarms_per_asset_day:.2f}/asset-day (run {trained.run_id})"
+        )
+    b = report.baseline
+    console.print(
+        f"static-threshold baseline: recall {b.recall:.2f}, precision {b.precision:.2f}, "
+        f"lead time {b.mean_lead_time_h:.1f} h, false alarms {b.false_alarms_per_asset_day:.2f}/asset-day"
+    )
+    return report
+
+
+def _train_one(spark, settings, *, kind, name, estimator, train, holdout, failures, policy,
+               lineage, baseline, set_version) -> TrainedModel:  # fmt: skip
+    import mlflow
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.models import infer_signature
+
+    models = settings.models
+    probe = RiskScoreModel(estimator, kind=kind, threshold=0.0)
+    threshold = budget_threshold(probe.scores(holdout), models.alert_budget)
+    wrapped = RiskScoreModel(estimator, kind=kind, threshold=threshold)
+    quality = alert_quality(
+        holdout.assign(score=wrapped.scores(holdout)), failures, threshold=threshold,
+        horizon_ms=policy.horizon_ms,
+    )  # fmt: skip
+    x = train[list(FEATURE_COLUMNS)].astype("float64")
+    example = x.dropna().head(5)
+    example = example if len(example) else x.fillna(0.0).head(5)
+    with mlflow.start_run(run_name=f"{kind}-{lineage['training_cutoff'][:10]}") as run:
+        mlflow.set_tags({**lineage, "model_kind": kind})
+        mlflow.log_params({
+            "kind": kind, "estimator": type(estimator).__name__,
+            "horizon_hours": models.horizon_hours, "label_every_minutes": models.label_every_minutes,
+            "max_staleness_minutes": models.max_staleness_minutes, "as_of": policy.as_of,
+            "split_gap_hours": models.split_gap_hours,
+            "validation_fraction": models.validation_fraction, "alert_budget": models.alert_budget,
+            "train_rows": len(train), "validation_rows": len(holdout),
+            "train_positives": int(train["label"].sum()),
+            "validation_positives": int(holdout["label"].sum()),
+        })  # fmt: skip
+        mlflow.log_metrics({**quality.as_metrics("holdout_"), **baseline.as_metrics("baseline_")})
+        # MLflow's own Delta detection only knows local and DBFS paths; name the source
+        # explicitly so the run records the table location and version it trained on.
+        source = DeltaDatasetSource(
+            path=GOLD_TRAINING_SETS.path(settings.lake), delta_table_version=set_version
+        )
+        for split, part in ((TRAIN, train), (VALIDATION, holdout)):
+            with warnings.catch_warnings():
+                # Its integer columns (label, times) are never missing: MLflow's hint is noise.
+                warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+                dataset = mlflow.data.from_pandas(
+                    part, source=source, targets="label",
+                    name=f"{GOLD_TRAINING_SETS.name}/{lineage['training_set_id']}/{split}",
+                )  # fmt: skip
+                mlflow.log_input(dataset, context="training" if split == TRAIN else "validation")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=wrapped, input_example=example,
+            signature=infer_signature(example, wrapped.scores(example)),
+            registered_model_name=name,
+        )  # fmt: skip
+    client = use_tracking_server(settings)
+    version = str(info.registered_model_version)
+    tags = {
+        "kind": kind, "alert_threshold": repr(threshold), "horizon_hours": str(models.horizon_hours),
+        "holdout_recall": repr(quality.recall), "holdout_metric": "recall_at_alert_budget",
+        **lineage,
+    }  # fmt: skip
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return TrainedModel(name=name, kind=kind, version=version, run_id=run.info.run_id,
+                        holdout=quality)  # fmt: skip
+
+
+def _keep_training_set(spark, settings, rows: pd.DataFrame, *, set_id: str, cutoff_ms: int) -> int:
+    """Append the set to gold.training_sets under its id; returns the Delta version written."""
+    path = GOLD_TRAINING_SETS.path(settings.lake)
+    frame = rows.assign(
+        run_id=set_id, training_cutoff_ms=cutoff_ms, created_at=pd.Timestamp.now(tz="UTC")
+    )
+    frame["failure_mode"] = (
+        frame["failure_mode"].astype(object).where(frame["failure_mode"].notna(), None)
+    )
+    frame[list(FEATURE_COLUMNS)] = frame[list(FEATURE_COLUMNS)].astype("float64")
+    (
+        spark.createDataFrame(frame)
+        .withColumn("label_time", F.timestamp_millis("label_time_ms"))
+        .write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+    )  # fmt: skip
+    return delta_version(spark, path)
+
+
+def scores_of(model_uri: str, rows: pd.DataFrame) -> np.ndarray:
+    """Score pandas feature rows with a registered model (promotion compares models this way)."""
+    import mlflow
+
+    return np.asarray(
+        mlflow.pyfunc.load_model(model_uri).predict(rows[list(FEATURE_COLUMNS)]), dtype=float
+    )

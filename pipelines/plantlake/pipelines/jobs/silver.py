@@ -1,0 +1,315 @@
+"""Silver layer: bronze telemetry deduplicated, registry-joined, in canonical units, checked by the
+data-quality rules, and routed to silver.telemetry, silver.quarantine and silver.dq_metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import StructField, StructType, _parse_datatype_string
+
+from plantlake.adapters.checkpoints import start_exclusive
+from plantlake.adapters.delta import (
+    append_once,
+    append_unless_empty,
+    idempotent_dml,
+    read_delta,
+    require_table,
+    writer_id,
+)
+from plantlake.adapters.spark import scheduler_pool
+from plantlake.core.clock import now_ms
+from plantlake.core.config import LakeSettings, Settings
+from plantlake.core.contracts import (
+    BRONZE_TELEMETRY,
+    REFERENCE_ASSET_REGISTRY,
+    REFERENCE_UNITS,
+    SILVER_DQ_METRICS,
+    SILVER_QUARANTINE,
+    SILVER_RULE_STATE,
+    SILVER_TELEMETRY,
+    SILVER_TELEMETRY_COLUMNS,
+    TELEMETRY_RECORD,
+    TableRef,
+)
+from plantlake.pipelines.jobs.quality import (
+    DQ_FAILURES_TYPE,
+    apply_rules,
+    carried_state,
+    raise_on_fail_rules,
+    rule_metrics,
+    split_by_action,
+)
+from plantlake.pipelines.transforms.asset_registry import (
+    REGISTRY_SCHEMA,
+    join_registry,
+    registry_rows,
+)
+from plantlake.pipelines.transforms.dedup import KEY, dedup_batch, drop_seen
+from plantlake.pipelines.transforms.expectations import UNIT_RULE, Rule, load_rules
+from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.simulator.plant import Plant
+
+# silver.dq_metrics without batch_time, which is stamped at write.
+DQ_METRICS_SCHEMA = (
+    "batch_id long, rule string, action string, checked long, passed long, failed long"
+)
+# Lineage and review columns of silver.quarantine, after the bronze record and its event times.
+QUARANTINE_LINEAGE = (
+    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "edge_instance", "edge_seq"
+)  # fmt: skip
+DUPLICATES_RULE = "duplicates"
+
+
+def silver_schema() -> StructType:
+    """silver.telemetry as a Spark schema, nullability included (SILVER_TELEMETRY_COLUMNS)."""
+    return StructType(
+        [
+            StructField(c.name, _parse_datatype_string(c.type), c.nullable)
+            for c in SILVER_TELEMETRY_COLUMNS
+        ]
+    )
+
+
+def silver_rows(kept: DataFrame) -> DataFrame:
+    """Rows of silver.telemetry, columns in contract order and types, from kept checked rows."""
+    source = {"bronze_ingest_time": F.col("ingest_time"), "silver_time": F.current_timestamp()}
+    return kept.select(
+        *(
+            source.get(c.name, F.col(c.name)).cast(c.type).alias(c.name)
+            for c in SILVER_TELEMETRY_COLUMNS
+        )
+    )
+
+
+def quarantine_rows(held: DataFrame) -> DataFrame:
+    """Rows of silver.quarantine from held rows carrying `dq_failures`.
+
+    Grain: one reading. The record is kept as the device sent it (`value`/`unit` are the
+    source's), with every failed rule, the Kafka and edge lineage, and open review columns.
+    """
+    original = {"value": F.col("source_value"), "unit": F.col("source_unit")}
+    return held.select(
+        *(original.get(c.name, F.col(c.name)).alias(c.name) for c in TELEMETRY_RECORD),
+        "event_time", "receive_time", "asset_class",
+        F.col("dq_failures").cast(DQ_FAILURES_TYPE).alias("failed_rules"),
+        *QUARANTINE_LINEAGE,
+        F.col("ingest_time").alias("bronze_ingest_time"),
+        F.current_timestamp().alias("quarantined_at"),
+        F.lit("open").alias("review_status"),
+        F.lit(None).cast("string").alias("reviewer"),
+        F.lit(None).cast("timestamp").alias("decided_at"),
+        F.lit(None).cast("string").alias("review_note"),
+    )  # fmt: skip
+
+
+def with_unit_failure(rows: DataFrame) -> DataFrame:
+    """Rows with a `unit_error` as held rows: `dq_failures` holds it as the rule "unit"."""
+    failure = F.struct(
+        F.lit(UNIT_RULE).alias("rule"),
+        F.lit("quarantine").alias("action"),
+        F.col("unit_error").alias("reason"),
+    )
+    return rows.withColumn("dq_failures", F.array(failure).cast(DQ_FAILURES_TYPE))
+
+
+def job_metric_rows(
+    *, batch_id: int, received: int, unique: int, unit_errors: int
+) -> list[tuple[int, str, str, int, int, int]]:
+    """dq_metrics rows of the job's own checks (batch_id, rule, action, checked, passed, failed):
+    duplicates dropped before the rules, and readings quarantined for their unit."""
+    return [
+        (batch_id, DUPLICATES_RULE, "drop", received, unique, received - unique),
+        (batch_id, UNIT_RULE, "quarantine", unique, unique - unit_errors, unit_errors),
+    ]
+
+
+def load_reference(spark: SparkSession, settings: Settings, plant: Plant) -> dict[str, int]:
+    """Overwrite reference.units and reference.asset_registry; returns rows written per table."""
+    tables = (
+        (REFERENCE_UNITS, unit_rows(), UNITS_SCHEMA),
+        (REFERENCE_ASSET_REGISTRY, registry_rows(plant), REGISTRY_SCHEMA),
+    )
+    for ref, rows, schema in tables:
+        frame = spark.createDataFrame(rows, schema)
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            ref.path(settings.lake)
+        )
+    return {ref.name: len(rows) for ref, rows, _ in tables}
+
+
+def merge_rule_state(state: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
+    """Move silver.rule_state forward to `state` (CARRIED_SCHEMA), per sensor, exactly once."""
+    session = state.sparkSession
+    if not DeltaTable.isDeltaTable(session, path):
+        append_once(state, path, app_id=app_id, batch_id=batch_id)
+        return
+    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
+        (
+            DeltaTable.forPath(session, path).alias("t")
+            .merge(state.alias("s"), SILVER_RULE_STATE.merge_on())
+            .whenMatchedUpdateAll(condition="s.last_time > t.last_time")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _BatchWriter:
+    """What one micro-batch needs: the lake, the rules, the reference tables (read at start)."""
+
+    spark: SparkSession
+    lake: LakeSettings
+    app_id: str
+    rules: tuple[Rule, ...]
+    registry: DataFrame
+    units: DataFrame
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        # Read the micro-batch from Delta once: its stats, dedup and the rule checks reuse it.
+        batch = batch.persist()
+        try:
+            self.write(batch, batch_id)
+        finally:
+            batch.unpersist()
+
+    def write(self, batch: DataFrame, batch_id: int) -> None:
+        """Route one micro-batch of bronze rows (persisted by the caller) to the silver tables."""
+        stats = batch.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min("event_time_ms").alias("lo"),
+            F.max("event_time_ms").alias("hi"),
+        ).first()
+        if not stats or stats["n"] == 0:
+            return
+        unique = dedup_batch(batch)
+        # Keys an earlier batch already routed (also after a checkpoint reset or a replay).
+        for ref in (SILVER_TELEMETRY, SILVER_QUARANTINE):
+            seen = self._rows_in_range(ref, stats["lo"], stats["hi"])
+            if seen is not None:
+                unique = drop_seen(unique, seen=seen.select(*KEY))
+        # Materialized with their lineage cut, not persisted: a cached plan that reads
+        # silver.telemetry or silver.quarantine (drop_seen) is recomputed by Spark as soon as
+        # this batch appends to them, and would then drop the rows it just wrote.
+        prepared = normalize_units(
+            join_registry(unique, registry=self.registry), units=self.units
+        ).localCheckpoint()
+        counts = prepared.agg(
+            F.count(F.lit(1)).alias("unique"), F.count("unit_error").alias("unit_errors")
+        ).first()
+        state_path = SILVER_RULE_STATE.path(self.lake)
+        carried = (
+            read_delta(self.spark, state_path)
+            if DeltaTable.isDeltaTable(self.spark, state_path)
+            else None
+        )
+        checked = apply_rules(
+            prepared.where(F.col("unit_error").isNull()),
+            self.rules,
+            carried=carried,
+            now_ms=now_ms(),
+        ).localCheckpoint()
+        metrics: list[Row] = rule_metrics(checked, self.rules, batch_id=batch_id).collect()
+        # Before any write: a failed `fail` rule leaves this batch unwritten everywhere.
+        raise_on_fail_rules(checked, self.rules, metrics=metrics, batch_id=batch_id)
+        kept, quarantined, _dropped = split_by_action(checked)
+        unit_failures = with_unit_failure(prepared.where(F.col("unit_error").isNotNull()))
+        held = quarantine_rows(quarantined).unionByName(quarantine_rows(unit_failures))
+        metric_rows = [
+            (m["batch_id"], m["rule"], m["action"], m["checked"], m["passed"], m["failed"])
+            for m in metrics
+        ] + job_metric_rows(
+            batch_id=batch_id,
+            received=stats["n"],
+            unique=counts["unique"],
+            unit_errors=counts["unit_errors"],
+        )
+        measured = self.spark.createDataFrame(metric_rows, DQ_METRICS_SCHEMA).withColumn(
+            "batch_time", F.current_timestamp()
+        )
+        held_back = counts["unit_errors"] + sum(
+            m["failed"] for m in metrics if m["action"] in ("quarantine", "fail")
+        )  # an upper bound (a row may fail several rules): 0 means none is held
+        for ref, rows, empty in (
+            (SILVER_TELEMETRY, silver_rows(kept), False),
+            (SILVER_QUARANTINE, held, held_back == 0),
+            (SILVER_DQ_METRICS, measured, False),
+        ):
+            append_unless_empty(rows, ref.path(self.lake), empty=empty,
+                                app_id=self.app_id, batch_id=batch_id)  # fmt: skip
+        # Last: a batch retried after this commit finds its rows written and its keys seen.
+        merge_rule_state(carried_state(checked), state_path, app_id=self.app_id, batch_id=batch_id)
+
+    def _rows_in_range(self, ref: TableRef, lo_ms: int, hi_ms: int) -> DataFrame | None:
+        """A table's rows with event_time_ms in [lo_ms, hi_ms] (Delta skips files by min/max),
+        or None when the table does not exist yet."""
+        path = ref.path(self.lake)
+        if not DeltaTable.isDeltaTable(self.spark, path):
+            return None
+        return read_delta(self.spark, path).where(F.col("event_time_ms").between(lo_ms, hi_ms))
+
+
+def _create_silver_table(spark: SparkSession, path: str) -> None:
+    """Create silver.telemetry with the contract's columns and NOT NULLs, if it does not exist.
+
+    SQL, because a DataFrame write makes every column nullable, and DeltaTable's builder with a
+    location refuses file:/// paths as "two different locations".
+    """
+    columns = ", ".join(
+        f"`{c.name}` {c.type}{'' if c.nullable else ' NOT NULL'}" for c in SILVER_TELEMETRY_COLUMNS
+    )
+    comment = SILVER_TELEMETRY.comment.replace("'", "\\'")
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS delta.`{path}` ({columns}) USING delta COMMENT '{comment}'"
+    )
+
+
+def batch_writer(
+    spark: SparkSession, lake: LakeSettings, *, checkpoint: str, rules: Sequence[Rule] | None
+) -> _BatchWriter:
+    """The per-micro-batch writer of silver, for the query that owns `checkpoint`.
+
+    Raises SourceError when bronze or the reference tables are missing, and ExpectationConfigError
+    on bad rule files.
+    """
+    for ref in (BRONZE_TELEMETRY, REFERENCE_UNITS, REFERENCE_ASSET_REGISTRY):
+        require_table(spark, ref, lake, hint="Run `plantlake reference load` (reference "
+                      "tables) or the bronze job first: the silver job reads it.")  # fmt: skip
+    rules = load_rules() if rules is None else tuple(rules)
+    _create_silver_table(spark, SILVER_TELEMETRY.path(lake))
+    # Reference tables are small and change rarely: read once, so a batch reads no extra
+    # snapshots; `plantlake reference load` takes effect when the job restarts.
+    return _BatchWriter(
+        spark=spark,
+        lake=lake,
+        app_id=f"silver:{writer_id(spark, checkpoint)}",
+        rules=rules,
+        registry=read_delta(spark, REFERENCE_ASSET_REGISTRY.path(lake)).cache(),
+        units=read_delta(spark, REFERENCE_UNITS.path(lake)).cache(),
+    )
+
+
+def run(
+    spark: SparkSession, settings: Settings, *, once: bool, rules: Sequence[Rule] | None = None
+) -> StreamingQuery:
+    """Start the silver query over bronze.telemetry; `once` processes what is available and stops.
+
+    `rules` defaults to the rule files in expectations/ (`load_rules()`).
+
+    Raises SourceError when bronze or the reference tables are missing, and ExpectationConfigError
+    on bad rule files; a failing `fail` rule stops the query with ExpectationFailed's message.
+    """
+    lake = settings.lake
+    checkpoint = lake.checkpoint_path("silver")
+    write_batch = batch_writer(spark, lake, checkpoint=checkpoint, rules=rules)
+    source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
+    writer = source.writeStream.queryName("silver").option("checkpointLocation", checkpoint)
+    writer = (
+        writer.trigger(availableNow=True) if once else writer.trigger(processingTime="10 seconds")
+    )
+    with scheduler_pool(spark, "silver"):
+        return start_exclusive(writer, write_batch, settings, checkpoint, job="silver")

@@ -1,0 +1,175 @@
+"""Adapter between the hot path and the lake through delta-rs: read the reference tables, read and
+write gold.twin_state (the hot path is that table's only writer; no JVM involved)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Collection, Iterable, Mapping
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from plantlake.core.contracts import TWIN_STATE_COLUMNS
+from plantlake.core.errors import SinkError, SourceError
+from plantlake.pipelines.transforms.reading_checks import (
+    Reference,
+    RegistryRow,
+    SensorChecks,
+    UnitRow,
+)
+from plantlake.pipelines.transforms.twin_fold import TwinRow
+
+_ARROW = {
+    "string": pa.string(),
+    "double": pa.float64(),
+    "long": pa.int64(),
+    "int": pa.int32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+TWIN_SCHEMA = pa.schema(
+    [pa.field(c.name, _ARROW[c.type], nullable=c.nullable) for c in TWIN_STATE_COLUMNS]
+)
+# Each commit replaces the whole share of the twin, so old files pile up fast: keep the log
+# and the replaced files for `retention_hours` only (see HotPathSettings).
+_TIMES = {"event_time": "event_time_ms", "receive_time": "receive_time_ms",
+          "status_since": "status_since_ms", "status_as_of": "status_as_of_ms"}  # fmt: skip
+
+
+def delta_rs_uri(path: str) -> str:
+    """A lake path as delta-rs spells it (s3a:// is Hadoop's name for s3://)."""
+    if path.startswith("s3a://"):
+        return "s3://" + path[len("s3a://") :]
+    return path
+
+
+def open_table(path: str, options: Mapping[str, str]) -> DeltaTable | None:
+    try:
+        return DeltaTable(delta_rs_uri(path), storage_options=dict(options))
+    except TableNotFoundError:
+        return None
+
+
+def read_reference(units_path: str, registry_path: str, options: Mapping[str, str]) -> Reference:
+    """reference.units and reference.asset_registry as lookups; SourceError when missing."""
+    tables = {}
+    for name, path in (
+        ("reference.units", units_path),
+        ("reference.asset_registry", registry_path),
+    ):
+        table = open_table(path, options)
+        if table is None:
+            raise SourceError(
+                f"{name} is not a Delta table at {path}.",
+                hint="Run `plantlake reference load` first: the hot path reads it.",
+            )
+        tables[name] = table.to_pyarrow_table().to_pylist()
+    units = {
+        (row["unit"] or ""): UnitRow(row["quantity"], row["canonical_unit"] or "",
+                                     float(row["scale"]), float(row["offset"]))
+        for row in tables["reference.units"]
+    }  # fmt: skip
+    registry: dict[tuple[str, str], list[RegistryRow]] = {}
+    for row in tables["reference.asset_registry"]:
+        to = row["valid_to"]
+        registry.setdefault((row["asset"], row["sensor"]), []).append(
+            RegistryRow(
+                asset_class=row["asset_class"],
+                quantity=row["quantity"],
+                valid_from_ms=_ms(row["valid_from"]),
+                valid_to_ms=None if to is None else _ms(to),
+            )
+        )
+    return Reference(units=units, registry=registry)
+
+
+def _ms(value: dt.datetime) -> int:
+    if value.tzinfo is None:  # Spark writes timestamps as UTC instants without a zone
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
+def _time(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def read_twin(
+    path: str, options: Mapping[str, str], *, partitions: Collection[int] | None = None
+) -> tuple[list[TwinRow], dict[tuple[str, str], SensorChecks]]:
+    """The twin rows (of `partitions`, default all) and each row's carried rule state."""
+    table = open_table(path, options)
+    if table is None:
+        return [], {}
+    filters = None if partitions is None else [("kafka_partition", "in", list(partitions))]
+    rows, checks = [], {}
+    for record in table.to_pyarrow_table(filters=filters).to_pylist():
+        for column, ms in _TIMES.items():
+            record[ms] = _ms(record.pop(column))
+        state = record.pop("rule_state")
+        row = TwinRow(**record)
+        rows.append(row)
+        if state:
+            checks[(row.asset, row.sensor)] = SensorChecks.from_json(json.loads(state))
+    return rows, checks
+
+
+def twin_batch(rows: Iterable[TwinRow], checks: Mapping[tuple[str, str], SensorChecks]) -> pa.Table:
+    """Twin rows as an Arrow table of TWIN_SCHEMA."""
+    columns: dict[str, list] = {field.name: [] for field in TWIN_SCHEMA}
+    for row in rows:
+        for name in columns:
+            if name == "rule_state":
+                state = checks.get((row.asset, row.sensor))
+                columns[name].append(None if state is None else json.dumps(state.to_json()))
+            elif name in _TIMES:
+                columns[name].append(_time(getattr(row, _TIMES[name])))
+            else:
+                columns[name].append(getattr(row, name))
+    return pa.Table.from_pydict(columns, schema=TWIN_SCHEMA)
+
+
+def write_twin_share(
+    path: str,
+    options: Mapping[str, str],
+    batch: pa.Table,
+    *,
+    partitions: Collection[int],
+    retention_hours: float,
+) -> int:
+    """Replace the rows of `partitions` in gold.twin_state with `batch`; the new table version.
+
+    Each hot-path member owns the Kafka partitions the consumer group gave it, and replaces only
+    their rows, so members never overwrite each other. The first write creates the table.
+    """
+    uri = delta_rs_uri(path)
+    table = open_table(path, options)
+    try:
+        if table is None:
+            hours = f"interval {retention_hours * 60:.0f} minutes"
+            write_deltalake(
+                uri, batch, mode="overwrite", storage_options=dict(options),
+                name="twin_state", description="Latest good value per asset and sensor, liveness.",
+                configuration={"delta.logRetentionDuration": hours,
+                               "delta.deletedFileRetentionDuration": hours},
+            )  # fmt: skip
+            return 0
+        owned = ", ".join(str(p) for p in sorted(partitions))
+        write_deltalake(table, batch, mode="overwrite", predicate=f"kafka_partition IN ({owned})")
+        return table.version()
+    except OSError as exc:  # delta-rs raises its storage errors as OSError subclasses
+        raise SinkError(f"gold.twin_state: commit to {path} failed: {exc}") from exc
+
+
+def vacuum_twin(path: str, options: Mapping[str, str], *, retention_hours: float) -> int:
+    """Remove twin files replaced more than `retention_hours` ago; how many were removed."""
+    table = open_table(path, options)
+    if table is None:
+        return 0
+    removed = table.vacuum(
+        retention_hours=max(int(retention_hours), 0),
+        dry_run=False,
+        enforce_retention_duration=False,
+    )
+    table.cleanup_metadata()
+    return len(removed)
