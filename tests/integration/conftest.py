@@ -6,6 +6,7 @@ import pytest
 from rich.console import Console
 
 from plantlake.core.config import LakeSettings, ensure_local_secrets, load_settings
+from plantlake.ingest.filters import default_window_features
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +87,8 @@ def hot_lake(isolated_kafka, spark):
     from plantlake.pipelines.jobs import silver
     from plantlake.simulator.plant import build_plant
 
-    silver.load_reference(spark, isolated_kafka, build_plant(isolated_kafka.simulator.seed))
+    silver.load_reference(
+        spark, isolated_kafka, build_plant(isolated_kafka.simulator.seed), default_window_features()
+    )
     group = isolated_kafka.hot_path.model_copy(update={"group_id": f"hot-{uuid.uuid4().hex[:8]}"})
     return isolated_kafka.model_copy(update={"hot_path": group})

@@ -14,12 +14,12 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from plantlake.app.simulate import write_cmms_export
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES
 from plantlake.pipelines.jobs.cmms import load_cmms_export
 from plantlake.pipelines.jobs.gold_features import compute_features
 from plantlake.pipelines.transforms.unit_conversion import CANONICAL_UNITS, conversion
+from plantlake.simulator.cmms_export import write_cmms_export
 from plantlake.simulator.historian import historian_readings
 from plantlake.simulator.plant import HOUR_MS, build_plant
 

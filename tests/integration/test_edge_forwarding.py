@@ -17,10 +17,10 @@ from confluent_kafka import Consumer
 
 from plantlake.core.config import KafkaSettings
 from plantlake.core.records import Quality, Reading
-from plantlake.core.topics import topic
+from plantlake.core.topics import INSTANCE_HEADER, SEQ_HEADER, topic
 from plantlake.ingest.buffer import Outbox
 from plantlake.ingest.buffered_sink import BufferedSink
-from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER, Forwarder
+from plantlake.ingest.forwarder import Forwarder
 from plantlake.services import process
 from plantlake.services.kafka import KafkaService, ensure_topics
 

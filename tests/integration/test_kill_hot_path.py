@@ -13,6 +13,7 @@ import pytest
 from plantlake.core.config import LakeSettings
 from plantlake.core.contracts import GOLD_TWIN_STATE
 from plantlake.core.topics import topic
+from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import silver
 from plantlake.pipelines.jobs.hot_path import HotPath
 from plantlake.pipelines.jobs.twin_store import open_table
@@ -80,7 +81,7 @@ def _twin(settings):
 def test_the_hot_path_killed_five_times_equals_an_uninterrupted_run(hot_lake, spark, tmp_path):
     settings = hot_lake
     sensors = [(r["asset"], r["sensor"], r["quantity"])
-               for r in registry_rows(build_plant(settings.simulator.seed))
+               for r in registry_rows(build_plant(settings.simulator.seed), default_window_features())
                if r["quantity"] in CANONICAL and r["valid_to"] is None]  # fmt: skip
     producer = multiprocessing.Process(target=produce, args=(
         settings.kafka.bootstrap_servers, topic("telemetry").name(settings.kafka.topic_prefix),
@@ -103,7 +104,9 @@ def test_the_hot_path_killed_five_times_equals_an_uninterrupted_run(hot_lake, sp
         "hot_path": settings.hot_path.model_copy(
             update={"group_id": settings.hot_path.group_id + "-reference"}),
     })  # fmt: skip
-    silver.load_reference(spark, reference, build_plant(settings.simulator.seed))
+    silver.load_reference(
+        spark, reference, build_plant(settings.simulator.seed), default_window_features()
+    )
     HotPath(reference, log=print).run(once=True)
     expected = _twin(reference)
 

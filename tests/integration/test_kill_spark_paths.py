@@ -23,6 +23,7 @@ from plantlake.core.contracts import (
     SILVER_TELEMETRY,
 )
 from plantlake.core.topics import topic
+from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import cold_path, silver
 from plantlake.simulator.plant import build_plant
 from tests.integration.test_restart import (
@@ -135,7 +136,7 @@ def test_the_cold_path_killed_five_times_while_bronze_grows_equals_an_uninterrup
     settings = scratch_lake.model_copy(update={"pipeline": scratch_lake.pipeline.model_copy(
         update={"cold_trigger": "2 seconds"})})  # fmt: skip
     for lake in (reference, settings):
-        silver.load_reference(spark, lake, build_plant(7))
+        silver.load_reference(spark, lake, build_plant(7), default_window_features())
     _append(spark, settings, deliveries[0])
     done = threading.Event()
 

@@ -10,6 +10,7 @@ from plantlake.core.contracts import (
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
+from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import silver
 from plantlake.pipelines.transforms.asset_registry import (
     REGISTRY_SCHEMA,
@@ -66,7 +67,7 @@ def _small_delta_snapshots(spark):
 @pytest.fixture(scope="module")
 def reference(spark):
     return (
-        spark.createDataFrame(registry_rows(PLANT), REGISTRY_SCHEMA),
+        spark.createDataFrame(registry_rows(PLANT, default_window_features()), REGISTRY_SCHEMA),
         spark.createDataFrame(unit_rows(), UNITS_SCHEMA),
     )
 
@@ -163,7 +164,7 @@ def test_silver_job_end_to_end_routes_converts_measures_and_is_idempotent(spark,
     spark.createDataFrame(_bronze_batch(), BRONZE_SCHEMA).write.format("delta").mode("append").save(
         BRONZE_TELEMETRY.path(lake)
     )
-    silver.load_reference(spark, lake_settings, PLANT)
+    silver.load_reference(spark, lake_settings, PLANT, default_window_features())
     _run_once(spark, lake_settings)
 
     table = spark.read.format("delta").load(SILVER_TELEMETRY.path(lake))

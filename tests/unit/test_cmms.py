@@ -1,8 +1,8 @@
 import pytest
 
-from plantlake.app.simulate import write_cmms_export
 from plantlake.core.errors import ContractError, SourceError
 from plantlake.pipelines.jobs.cmms import CmmsRecord, parse_cmms_export, read_cmms_export
+from plantlake.simulator.cmms_export import write_cmms_export
 from plantlake.simulator.plant import build_plant, maintenance_log
 
 HEADER = "asset,event,failure_mode,time_ms\n"

@@ -42,7 +42,9 @@ def test_a_plain_install_works_without_the_checkout(tmp_path):
         sys.executable, "-m", "pip", "install"]  # fmt: skip
     subprocess.run([*installer, "--quiet", "--no-deps", "--target", str(target), str(source)],
                    check=True, cwd=tmp_path)  # fmt: skip
-    assert not (target / "plantlake" / "services" / "pyproject.toml").is_symlink()  # a copy, not a link
+    assert not (
+        target / "plantlake" / "services" / "pyproject.toml"
+    ).is_symlink()  # a copy, not a link
 
     env = {**os.environ, "PYTHONPATH": str(target)}  # ahead of the editable install
     found = subprocess.run([sys.executable, "-c", CHECK, str(target)], env=env, cwd=tmp_path,

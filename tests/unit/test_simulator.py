@@ -6,10 +6,10 @@ import math
 import pytest
 
 from plantlake.app.edge_sources import make_source
-from plantlake.app.simulate import write_cmms_export
 from plantlake.core.errors import ConfigError
 from plantlake.core.records import Quality
 from plantlake.core.units import quantity_of
+from plantlake.simulator.cmms_export import write_cmms_export
 from plantlake.simulator.plant import (
     HOUR_MS,
     build_plant,

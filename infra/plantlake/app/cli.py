@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from plantlake.app.edge_sources import edge_window_features
 from plantlake.core.errors import PlantlakeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -345,7 +346,9 @@ def reference_load(seed: Seed = None) -> None:
 
     settings = _with_simulator(_settings(), None, seed)
     spark = get_spark(settings, app_name="plantlake-reference")
-    written = load_reference(spark, settings, build_plant(settings.simulator.seed))
+    written = load_reference(
+        spark, settings, build_plant(settings.simulator.seed), edge_window_features(settings)
+    )
     for table, rows in written.items():
         console.print(f"{table}: {rows} rows")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from plantlake.app.edge_sources import edge_window_features
 from plantlake.core.clock import now_ms
 from plantlake.core.config import Settings
 from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_TELEMETRY, RECORD_SCHEMA_VERSION
@@ -108,7 +109,9 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     from plantlake.simulator.plant import build_plant
 
     if not DeltaTable.isDeltaTable(spark, REFERENCE_UNITS.path(settings.lake)):
-        silver.load_reference(spark, settings, build_plant(settings.simulator.seed))
+        silver.load_reference(
+            spark, settings, build_plant(settings.simulator.seed), edge_window_features(settings)
+        )
         console.print("loaded reference.units and reference.asset_registry")
     for name, layer in (("silver", silver), ("gold", gold)):
         began = time.monotonic()

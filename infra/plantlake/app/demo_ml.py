@@ -15,6 +15,7 @@ import uuid
 from rich.console import Console
 from rich.table import Table
 
+from plantlake.app.edge_sources import edge_window_features
 from plantlake.core.config import LakeSettings, Settings
 
 HISTORY_DAYS = 30
@@ -63,7 +64,7 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
         t = time.monotonic()
         history = backfill(ml, days=HISTORY_DAYS, step_ms=HISTORY_STEP_MS, console=console)
         t = _step(console, "historian backfill", t)
-        silver.load_reference(spark, ml, build_plant(ml.simulator.seed))
+        silver.load_reference(spark, ml, build_plant(ml.simulator.seed), edge_window_features(ml))
         await_query(bronze.run(spark, ml, once=True))
         t = _step(console, "bronze", t)
         await_query(silver.run(spark, ml, once=True))

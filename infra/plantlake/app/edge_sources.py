@@ -9,6 +9,7 @@ from pathlib import Path
 
 from plantlake.core.config import Settings
 from plantlake.core.errors import ConfigError
+from plantlake.ingest.filters import load_filter_config, window_feature_names
 
 SOURCES = ("opcua", "modbus", "sparkplug", "daq")
 
@@ -71,3 +72,8 @@ def make_source(settings: Settings, name: str, *, register_map: Path | None = No
 
         return daq
     raise ConfigError(f"Unknown edge source {name!r}; plantlake ingests from {list(SOURCES)}.")
+
+
+def edge_window_features(settings: Settings) -> tuple[str, ...]:
+    """The window feature names the configured edge filters compute (listed in the registry)."""
+    return window_feature_names(load_filter_config(settings.edge.filters))

@@ -146,9 +146,9 @@ def run_maintenance(
 def run_cmms(settings: Settings, *, path: Path | None, console: Console, spark=None) -> None:
     """Load a CMMS export (default: the simulator's) into silver.maintenance_events, once."""
     from plantlake.adapters.spark import get_spark
-    from plantlake.app.simulate import cmms_export_path
     from plantlake.core.contracts import SILVER_MAINTENANCE_EVENTS
     from plantlake.pipelines.jobs.cmms import load_cmms_export
+    from plantlake.simulator.cmms_export import cmms_export_path
 
     path = path or cmms_export_path(settings)
     spark = spark or get_spark(settings, app_name="plantlake-cmms")

@@ -8,36 +8,18 @@ the simulated clock passes them.
 from __future__ import annotations
 
 import asyncio
-import csv
 import signal
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from rich.console import Console
 
 from plantlake.core.config import Settings
 from plantlake.simulator.clock import SimClock
-from plantlake.simulator.plant import Plant, build_plant, maintenance_log
+from plantlake.simulator.cmms_export import cmms_export_path, write_cmms_export
+from plantlake.simulator.plant import Plant, build_plant
 
 PROTOCOLS = ("opcua", "modbus", "sparkplug")
-
-
-def cmms_export_path(settings: Settings) -> Path:
-    return settings.home / "simulator" / "cmms_export.csv"
-
-
-def write_cmms_export(plant: Plant, until_ms: int, path: Path) -> int:
-    """Write every maintenance event up to `until_ms` as a CMMS CSV export; returns the count."""
-    events = maintenance_log(plant, until_ms)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["asset", "event", "failure_mode", "time_ms"])
-        writer.writerows((e.asset, e.kind, e.failure_mode or "", e.time_ms) for e in events)
-    partial.replace(path)  # readers never see a half-written export
-    return len(events)
 
 
 def _device_servers(settings: Settings, plant: Plant, clock: SimClock, protocols: Sequence[str],

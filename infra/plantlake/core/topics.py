@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
 
+# Kafka headers the edge forwarder sets on every record: (edge instance, buffer sequence) names
+# one edge record, so bronze can recognise a record that reached Kafka twice.
+INSTANCE_HEADER = "plantlake-edge-instance"
+SEQ_HEADER = "plantlake-edge-seq"
+
 
 @dataclass(frozen=True)
 class TopicClass:

@@ -170,3 +170,17 @@ def load_filter_config(path: Path | None = None) -> FilterConfig:
         return parse_filter_config(data, source=str(path))
     except (OSError, yaml.YAMLError, FilterConfigError) as exc:
         raise ConfigError(f"Edge filter config {path}: {exc}") from exc
+
+
+def window_feature_names(filters: FilterConfig) -> tuple[str, ...]:
+    """Window feature names the edge computes for vibration (the asset registry lists each as a signal)."""
+    klass = filters.class_for("vibration")
+    if klass is None or klass.window is None:
+        return ()
+    bands = tuple(f"band_{int(lo)}_{int(hi)}" for lo, hi in klass.window.bands_hz)
+    return ("rms", "peak", "crest", *bands)
+
+
+def default_window_features() -> tuple[str, ...]:
+    """The window feature names of the shipped filter config."""
+    return window_feature_names(load_filter_config())

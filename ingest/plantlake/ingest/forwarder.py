@@ -28,15 +28,11 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from plantlake.adapters.kafka import producer_config
 from plantlake.core.config import KafkaSettings
 from plantlake.core.records import DeadLetter
-from plantlake.core.topics import topic
+from plantlake.core.topics import INSTANCE_HEADER, SEQ_HEADER, topic
 from plantlake.ingest.buffer import Entry, Outbox
 
 log = logging.getLogger("plantlake.forwarder")
 
-# Headers that make every record's identity explicit, so consumers can drop the duplicates an
-# edge crash between "Kafka acked" and "buffer forgot" would cause.
-INSTANCE_HEADER = "plantlake-edge-instance"
-SEQ_HEADER = "plantlake-edge-seq"
 # How much of a refused payload its dead letter keeps (a refused record is often a huge one).
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 

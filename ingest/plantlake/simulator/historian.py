@@ -162,8 +162,8 @@ def backfill(settings: Settings, *, days: float, step_ms: int, assets: Sequence[
     Raises ConfigError for bad arguments and SinkError naming the topic if Kafka did not
     acknowledge every record.
     """
-    from plantlake.app.simulate import cmms_export_path, write_cmms_export
     from plantlake.core.topics import topic
+    from plantlake.simulator.cmms_export import cmms_export_path, write_cmms_export
 
     now_ms = clock.now_ms() if now_ms is None else now_ms
     span = backfill_span(days=days, step_ms=step_ms, now_ms=now_ms)

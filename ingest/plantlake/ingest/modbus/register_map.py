@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plantlake.core.errors import ConfigError
+from plantlake.core.plant import Asset, Plant
 from plantlake.ingest.modbus.registers import (
     ByteOrder,
     PollClass,
@@ -34,7 +35,6 @@ from plantlake.ingest.modbus.registers import (
     RegisterType,
     Table,
 )
-from plantlake.simulator.plant import Asset, Plant
 
 
 @dataclass(frozen=True)

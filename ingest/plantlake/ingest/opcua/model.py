@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from asyncua import ua
 
+from plantlake.core.plant import Asset, Sensor
 from plantlake.core.records import Quality, Reading
-from plantlake.simulator.plant import Asset, Sensor
 
 NAMESPACE_URI = "urn:plantlake:plant"
 ROOT = "Plant"

@@ -36,8 +36,7 @@ from plantlake.core.contracts import (
     TableRef,
 )
 from plantlake.core.contracts import Column as ContractColumn
-from plantlake.core.topics import topic
-from plantlake.ingest.forwarder import INSTANCE_HEADER, SEQ_HEADER
+from plantlake.core.topics import INSTANCE_HEADER, SEQ_HEADER, topic
 from plantlake.pipelines.transforms.schemas import record_schema
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")

@@ -36,6 +36,7 @@ from plantlake.core.contracts import (
     TELEMETRY_RECORD,
     TableRef,
 )
+from plantlake.core.plant import Plant
 from plantlake.pipelines.jobs.quality import (
     DQ_FAILURES_TYPE,
     apply_rules,
@@ -52,7 +53,6 @@ from plantlake.pipelines.transforms.asset_registry import (
 from plantlake.pipelines.transforms.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.transforms.expectations import UNIT_RULE, Rule, load_rules
 from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
-from plantlake.simulator.plant import Plant
 
 # silver.dq_metrics without batch_time, which is stamped at write.
 DQ_METRICS_SCHEMA = (
@@ -128,11 +128,16 @@ def job_metric_rows(
     ]
 
 
-def load_reference(spark: SparkSession, settings: Settings, plant: Plant) -> dict[str, int]:
-    """Overwrite reference.units and reference.asset_registry; returns rows written per table."""
+def load_reference(
+    spark: SparkSession, settings: Settings, plant: Plant, features: Sequence[str]
+) -> dict[str, int]:
+    """Overwrite reference.units and reference.asset_registry; returns rows written per table.
+
+    `features` are the edge's window feature names (see `registry_rows`).
+    """
     tables = (
         (REFERENCE_UNITS, unit_rows(), UNITS_SCHEMA),
-        (REFERENCE_ASSET_REGISTRY, registry_rows(plant), REGISTRY_SCHEMA),
+        (REFERENCE_ASSET_REGISTRY, registry_rows(plant, features), REGISTRY_SCHEMA),
     )
     for ref, rows, schema in tables:
         frame = spark.createDataFrame(rows, schema)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from plantlake.ingest.filters import FilterConfig, load_filter_config
-from plantlake.simulator.plant import Asset, Plant
+from plantlake.core.plant import Asset, Plant
 
 REGISTRY_SCHEMA = (
     "asset string, sensor string, asset_class string, quantity string, site string, "
@@ -51,16 +51,7 @@ def _feature_quantity(feature: str) -> str:
     return "vibration"
 
 
-def feature_names(filters: FilterConfig) -> tuple[str, ...]:
-    """Window feature names the edge computes for vibration (as in ingest.filters)."""
-    klass = filters.class_for("vibration")
-    if klass is None or klass.window is None:
-        return ()
-    bands = tuple(f"band_{int(lo)}_{int(hi)}" for lo, hi in klass.window.bands_hz)
-    return ("rms", "peak", "crest", *bands)
-
-
-def _signals(asset: Asset, features: tuple[str, ...]) -> list[tuple[str, str]]:
+def _signals(asset: Asset, features: Sequence[str]) -> list[tuple[str, str]]:
     """(sensor, quantity) of every signal an asset emits, window features included."""
     signals = []
     for sensor in asset.sensors:
@@ -71,13 +62,13 @@ def _signals(asset: Asset, features: tuple[str, ...]) -> list[tuple[str, str]]:
     return signals
 
 
-def registry_rows(plant: Plant, *, filters: FilterConfig | None = None) -> list[dict]:
+def registry_rows(plant: Plant, features: Sequence[str]) -> list[dict]:
     """Rows of reference.asset_registry for the simulated plant (see REMOUNTS for the change).
 
-    `filters` names the edge window features (default: the shipped filter config). Per
-    (asset, sensor) the validity intervals are adjacent and never overlap; valid_to null = open.
+    `features` are the window features the edge computes for each high-rate sensor
+    (`plantlake.ingest.filters.window_feature_names`). Per (asset, sensor) the validity
+    intervals are adjacent and never overlap; valid_to null = open.
     """
-    features = feature_names(filters or load_filter_config())
     start = datetime.fromtimestamp(plant.start_ms / 1000, tz=UTC)
     commissioned = start - COMMISSIONED_BEFORE
     remounts = {(r.asset, r.sensor): r for r in REMOUNTS}

@@ -5,18 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import plantlake.expectations
 from plantlake.core.contracts import QUALITIES
 from plantlake.core.errors import ConfigError
 from plantlake.core.units import quantity_of
 
-# The rule files of the top-level expectations/ folder, installed as package data.
-EXPECTATIONS_DIR = Path(plantlake.expectations.__path__[0])
+# The rule files are package data of `plantlake.expectations` (the expectations/ folder).
+EXPECTATIONS_DIR = Path(str(files("plantlake.expectations")))
 
 # DLT's expect / expect_or_drop / expect_or_fail, plus quarantine: keep the row for review.
 ACTIONS = ("warn", "drop", "quarantine", "fail")
