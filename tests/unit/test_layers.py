@@ -3,7 +3,6 @@ out of the transform and logic packages; this scan catches what an import cannot
 read, write or action, or the Settings model, used inside pure code."""
 
 import ast
-import pkgutil
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,13 @@ IO_ATTRIBUTES = {"read", "readStream", "write", "writeStream", "collect", "toPan
 
 
 def _pure_modules() -> list[Path]:
-    return [Path(package.__path__[0]) / f"{info.name}.py"
-            for package in PURE_PACKAGES for info in pkgutil.iter_modules(package.__path__)]  # fmt: skip
+    """Every module file of the pure packages, subpackages included."""
+    return sorted(
+        path
+        for package in PURE_PACKAGES
+        for path in Path(package.__path__[0]).rglob("*.py")
+        if path.name != "__init__.py"
+    )
 
 
 def _io_uses(source: str) -> list[str]:
@@ -40,7 +44,7 @@ def test_the_scan_finds_io_and_settings():
 
 def test_there_are_pure_modules_to_scan():
     names = {path.stem for path in _pure_modules()}
-    assert {"aggregates", "features", "dedup", "evaluation", "work_orders"} <= names
+    assert {"aggregates", "features", "dedup", "evaluation", "work_orders", "stuck"} <= names
 
 
 @pytest.mark.parametrize("path", _pure_modules(), ids=lambda path: path.stem)

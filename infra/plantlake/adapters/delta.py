@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from plantlake.adapters.spark import first_row
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import TableRef
 from plantlake.core.errors import SourceError
@@ -35,6 +36,8 @@ def writer_id(spark: SparkSession, checkpoint: str) -> str:
     skipped as "already written".
     """
     jvm = spark.sparkContext._jvm
+    if jvm is None:  # a Spark Connect session has no JVM gateway; plantlake's jobs are classic
+        raise AssertionError("writer_id needs a classic Spark session")
     path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/plantlake_writer_id")
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if fs.exists(path):
@@ -135,7 +138,7 @@ def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hin
 
 def delta_version(spark: SparkSession, path: str) -> int:
     """The table's current Delta version (what a reader records as lineage)."""
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+    return int(first_row(DeltaTable.forPath(spark, path).history(1).select("version"))[0])
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame:

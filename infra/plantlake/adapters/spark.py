@@ -7,8 +7,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plantlake.core.config import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, Row
 
 
 def spark_conf(settings: Settings, jar_dir: Path | None) -> dict[str, str]:
@@ -149,3 +153,12 @@ def register_lake_tables(spark, settings: Settings) -> list[str]:
         spark.sql(f"CREATE TABLE IF NOT EXISTS {ref.name} USING DELTA LOCATION '{path}'")
         registered.append(ref.name)
     return registered
+
+
+def first_row(frame: DataFrame) -> Row:
+    """The first row of a frame that always has one: a global aggregate, DESCRIBE, OPTIMIZE or
+    a MERGE's metrics. An empty result there is a bug, so it fails loudly instead of None."""
+    row = frame.first()
+    if row is None:
+        raise AssertionError("expected a row: a global aggregate always returns one")
+    return row

@@ -84,7 +84,9 @@ EDGE_DEAD_LETTER_RECORD: tuple[Column, ...] = (
 )
 
 
-_PYTHON_TYPES = {"int": int, "long": int, "double": (int, float), "string": str}
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int, "long": int, "double": (int, float), "string": str,
+}  # fmt: skip
 # Looked up for every record the hot path reads: built once.
 _TELEMETRY_NAMES = frozenset(c.name for c in TELEMETRY_RECORD)
 _TELEMETRY_TYPES = tuple(
@@ -94,7 +96,7 @@ _TELEMETRY_TYPES = tuple(
 
 def record_errors(record: Mapping) -> list[str]:
     """Why a decoded JSON record is not a valid canonical record (empty when it is)."""
-    errors = []
+    errors: list[str] = []
     if not record.keys() <= _TELEMETRY_NAMES:
         errors.extend(
             f"unknown field {extra!r}" for extra in sorted(record.keys() - _TELEMETRY_NAMES)

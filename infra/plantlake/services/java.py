@@ -26,10 +26,11 @@ def parse_major(version_output: str) -> int | None:
 @cache
 def java_home() -> Path:
     """JAVA_HOME if set, else the home of the `java` on PATH; checked for a supported version."""
+    java = shutil.which("java")
     if os.environ.get("JAVA_HOME"):
         home = Path(os.environ["JAVA_HOME"])
-    elif shutil.which("java"):
-        home = Path(shutil.which("java")).resolve().parent.parent
+    elif java:
+        home = Path(java).resolve().parent.parent
     else:
         raise InstallError(
             "No Java runtime found: Spark and Kafka need Java 17 or 21.",

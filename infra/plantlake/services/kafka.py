@@ -59,7 +59,8 @@ def admin_client(settings: Settings):
     from confluent_kafka.admin import AdminClient
 
     # librdkafka logs every failed connection to stderr; route it to Python logging instead.
-    return AdminClient(settings.kafka.client_config() | {"logger": _LOGGER})
+    # confluent-kafka takes a logging.Logger for "logger"; its type hints only list scalars.
+    return AdminClient(settings.kafka.client_config() | {"logger": _LOGGER})  # type: ignore[arg-type]
 
 
 def host_port(bootstrap: str) -> tuple[str, int]:

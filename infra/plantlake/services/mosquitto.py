@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from plantlake.core.config import MqttSettings
 from plantlake.core.errors import InstallError
@@ -135,7 +136,8 @@ class MosquittoService(Service):
         passwd.unlink(missing_ok=True)
         passwd.touch(mode=0o600)
         passwd.write_text("".join(f"{user}:{password}\n" for user, password in users.items()))
-        subprocess.run([_binary("mosquitto_passwd"), "-U", str(passwd)], check=True,
+        subprocess.run([_binary("mosquitto_passwd") or "mosquitto_passwd", "-U", str(passwd)],
+                       check=True,
                        capture_output=True)  # fmt: skip
         (self.data_dir / "mosquitto.conf").write_text(
             mosquitto_conf(
@@ -164,8 +166,12 @@ class MosquittoService(Service):
         mqtt.use_tls(client)
         try:
             client.connect(mqtt.host, mqtt.port, keepalive=5)
-            result = {}
-            client.on_connect = lambda c, u, f, reason, p: result.setdefault("rc", reason)
+            result: dict[str, Any] = {}
+
+            def on_connect(client, userdata, flags, reason, properties) -> None:
+                result.setdefault("rc", reason)
+
+            client.on_connect = on_connect
             for _ in range(40):
                 client.loop(timeout=0.1)
                 if "rc" in result:

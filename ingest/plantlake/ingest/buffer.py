@@ -161,7 +161,7 @@ class Outbox:
         now = now_ms()
         with self._lock, self._write("append"):
             self._insert(rows, now)
-            shed = self._shed() if self.max_bytes is not None else None
+            shed = self._shed(self.max_bytes) if self.max_bytes is not None else None
         return shed
 
     def _used_bytes(self) -> int:
@@ -169,15 +169,17 @@ class Outbox:
                        for p in ("page_count", "freelist_count"))  # fmt: skip
         return (pages - free) * self._page_size
 
-    def _shed(self) -> Shed | None:
+    def _shed(self, max_bytes: int) -> Shed | None:
         """Inside append's transaction: drop the oldest batches of sheddable records, none of
-        them partly sent, until the buffer is a tenth under its cap (so shedding happens in
-        steps, not on every append)."""
-        if self._used_bytes() <= self.max_bytes:
+        them partly sent, until the buffer is a tenth under its cap `max_bytes` (so shedding
+        happens in steps, not on every append)."""
+        if self._used_bytes() <= max_bytes:
             return None
         acked = self._meta_int("acked")
-        total, first, last = 0, None, None
-        while self._used_bytes() > self.max_bytes * 0.9:
+        total = 0
+        first: int | None = None
+        last: int | None = None
+        while self._used_bytes() > max_bytes * 0.9:
             oldest = self._db.execute(
                 "SELECT first_seq, count, created_ms FROM batch WHERE sheddable AND first_seq > ?"
                 " ORDER BY first_seq LIMIT 1", (acked,),
@@ -189,7 +191,9 @@ class Outbox:
             total += count
             first = created if first is None else first
             last = created
-        return Shed(total, first, last) if total else None
+        if not total or first is None or last is None:  # total > 0: both were set
+            return None
+        return Shed(total, first, last)
 
     def peek(self, limit: int) -> list[Entry]:
         """The oldest `limit` entries not yet acknowledged, in the order they were appended."""

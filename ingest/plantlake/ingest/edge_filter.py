@@ -61,9 +61,9 @@ class EdgeFilter:
         self.seen[name] += len(samples)
         key = (template.asset, template.sensor)
         if klass is None or klass.window is None:
-            raw = self._raw(template, samples, rate_hz)
-            self.sent[name] += len(raw)
-            return [], raw
+            all_raw = self._raw(template, samples, rate_hz)
+            self.sent[name] += len(all_raw)
+            return [], all_raw
         per_window = max(1, int(klass.window.seconds * rate_hz))
         features: list[Reading] = []
         raw: list[Reading] = []

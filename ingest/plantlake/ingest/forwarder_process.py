@@ -51,25 +51,28 @@ class ForwarderProcess:
         self.restarts = 0
 
     def start(self) -> None:
-        self._spawn()
-        threading.Thread(target=self._watch, name="forwarder-watch", daemon=True).start()
+        proc = self._spawn()
+        threading.Thread(
+            target=self._watch, args=(proc,), name="forwarder-watch", daemon=True
+        ).start()
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "plantlake.ingest.forwarder_process",
                    "--buffer", str(self.buffer), "--node", self.node,
                    "--kafka", self.kafka.model_dump_json(), "--status", str(self.status),
                    "--parent", str(os.getpid())]  # fmt: skip
         self._proc = subprocess.Popen(command)
+        return self._proc
 
-    def _watch(self) -> None:
+    def _watch(self, proc: subprocess.Popen) -> None:
         while not self._stopping.is_set():
-            code = self._proc.wait()
+            code = proc.wait()
             if self._stopping.is_set():
                 return
             self.restarts += 1
             log.error("forwarder process exited with %s; restarting it", code)
             time.sleep(1.0)
-            self._spawn()
+            proc = self._spawn()
 
     @property
     def alive(self) -> bool:

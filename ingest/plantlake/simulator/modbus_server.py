@@ -19,6 +19,7 @@ import contextlib
 import functools
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from typing import TypeAlias, cast
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
@@ -33,6 +34,9 @@ from plantlake.simulator.plant import Plant, value_at
 
 # Write function codes per table; pymodbus's datastore picks the block by function code.
 _WRITE_CODE = {Table.HOLDING: 16, Table.INPUT: 4, Table.COIL: 15}
+
+# A device's four tables, as SimDevice takes them: coils, discrete inputs, holding, input.
+_Tables: TypeAlias = tuple[list[SimData], list[SimData], list[SimData], list[SimData]]
 
 
 class PlantModbusServer:
@@ -81,7 +85,10 @@ class PlantModbusServer:
                 f"The simulated Modbus server cannot listen on {self.host}:{self.port}.",
                 hint="Is another simulator running? Pick a free port (simulator.modbus_port).",
             ) from exc
-        self.port = self._server.transport.sockets[0].getsockname()[1]
+        # pymodbus types its transport as a BaseTransport; a TCP listener's is the Server that
+        # loop.create_server returned.
+        listener = cast(asyncio.Server, self._server.transport)
+        self.port = listener.sockets[0].getsockname()[1]
         self._updater = asyncio.create_task(self._refresh_forever(), name="modbus-sim-refresh")
 
     async def close(self) -> None:
@@ -147,13 +154,13 @@ async def _no_path(*_args) -> ExcCodes:
     return ExcCodes.GATEWAY_PATH_UNAVIABLE  # sic, pymodbus's spelling
 
 
-def _full_range_blocks() -> tuple[list[SimData], ...]:
+def _full_range_blocks() -> _Tables:
     bits = [_coils(0, 0x10000)]
     regs = [SimData(0, count=0x10000, values=0, datatype=DataType.REGISTERS)]
     return bits, list(bits), regs, list(regs)
 
 
-def _blocks(tags: Iterable[RegisterTag]) -> tuple[list[SimData], ...]:
+def _blocks(tags: Iterable[RegisterTag]) -> _Tables:
     """pymodbus's four separate tables (coils, discrete inputs, holding, input) for a device.
 
     Each table is readable over the whole span its tags cover, gaps included, as on most real

@@ -108,8 +108,9 @@ class _SqliteHistory(HistorySQLite):
 
     def _get_table_name(self, node_id: ua.NodeId) -> str:
         # asyncua names tables by repr(Identifier), which quotes string node ids, and then
-        # rejects its own quote as SQL injection: string ids could never be historized.
-        name = f"{node_id.NamespaceIndex}_{node_id.Identifier}"
+        # rejects its own quote as SQL injection: string ids could never be historized. So the
+        # str() form (a bytes id reads b'...', and its quotes are replaced below).
+        name = f"{node_id.NamespaceIndex}_{node_id.Identifier!s}"
         return "".join("_" if c in " ;,()[]\"'" else c for c in name)
 
     async def init(self) -> None:
@@ -119,19 +120,8 @@ class _SqliteHistory(HistorySQLite):
         await self._db.execute("PRAGMA synchronous=NORMAL")
 
     async def save_many(self, values: Mapping[ua.NodeId, Sequence[ua.DataValue]]) -> None:
-        # Same row layout as HistorySQLite.save_node_value, which HistoryRead decodes.
         for node_id, dvs in values.items():
-            rows = [
-                (
-                    _sql_time(dv.ServerTimestamp),
-                    _sql_time(dv.SourceTimestamp),
-                    dv.StatusCode.value,
-                    str(dv.Value.Value),
-                    dv.Value.VariantType.name,
-                    sqlite3.Binary(variant_to_binary(dv.Value)),
-                )
-                for dv in dvs
-            ]
+            rows = [_history_row(dv) for dv in dvs]
             await self._db.executemany(
                 f'INSERT INTO "{self._get_table_name(node_id)}" VALUES (NULL, ?, ?, ?, ?, ?, ?)',
                 rows,
@@ -170,13 +160,44 @@ class _MemoryHistory(HistoryDict):
 
     async def last_ms(self, node_id: ua.NodeId) -> int | None:
         data = self._datachanges.get(node_id)
-        return datetime_to_ms(data[-1].SourceTimestamp) if data else None
+        # As in the SQLite history, a sample without a source time gives no resume point.
+        source = data[-1].SourceTimestamp if data else None
+        return datetime_to_ms(source) if source is not None else None
+
+
+def _history_row(dv: ua.DataValue) -> tuple[str, str, int, str, str, memoryview]:
+    """Same row layout as HistorySQLite.save_node_value, which HistoryRead decodes."""
+    variant, status = dv.Value, dv.StatusCode
+    server_ts, source_ts = dv.ServerTimestamp, dv.SourceTimestamp
+    if variant is None or status is None or server_ts is None or source_ts is None:
+        raise ValueError(f"A DataValue to historize lacks its value, status or a timestamp: {dv}")
+    return (
+        _sql_time(server_ts),
+        _sql_time(source_ts),
+        status.value,
+        str(variant.Value),
+        variant.VariantType.name,
+        sqlite3.Binary(variant_to_binary(variant)),
+    )
+
+
+def _source_ms(dv: ua.DataValue) -> int:
+    if dv.SourceTimestamp is None:
+        raise ValueError(f"A sample DataValue lacks its source timestamp: {dv}")
+    return datetime_to_ms(dv.SourceTimestamp)
+
+
+def _change_key(dv: ua.DataValue) -> tuple[object, int]:
+    """What tells a data change from a repeat: the value and the status code."""
+    if dv.Value is None or dv.StatusCode is None:
+        raise ValueError(f"A sample DataValue lacks its value or status: {dv}")
+    return dv.Value.Value, dv.StatusCode.value
 
 
 def _null_bad(dv: ua.DataValue) -> ua.DataValue:
     # The server nulls the value of a Bad sample when it is written (Part 4 §7.7.1); history
     # must hold the same DataValue a subscriber saw.
-    if dv.StatusCode.is_bad():
+    if dv.StatusCode is not None and dv.StatusCode.is_bad():
         return ua.DataValue(
             ua.Variant(None, ua.VariantType.Null),
             StatusCode=dv.StatusCode,
@@ -272,7 +293,9 @@ class OpcUaDeviceServer:
             raise
         self._server = server
         self._stopping = asyncio.Event()
-        self._updater = asyncio.create_task(self._update_loop(resume), name="opcua-sim-updater")
+        self._updater = asyncio.create_task(
+            self._update_loop(server, resume), name="opcua-sim-updater"
+        )
         log.info(
             "OPC-UA simulator listening on %s (%d variables)", self.endpoint, len(self._variables)
         )
@@ -304,7 +327,7 @@ class OpcUaDeviceServer:
                 with contextlib.suppress(
                     ua.UaError
                 ):  # already known after a restart in memory mode
-                    await self._storage.new_historized_node(node_id, period=None, count=count)
+                    await self._history.new_historized_node(node_id, period=None, count=count)
         return await self._resume_ms()
 
     async def stop(self) -> None:
@@ -319,6 +342,13 @@ class OpcUaDeviceServer:
                 self._updater.cancel()
         server, self._server = self._server, None
         await server.stop()
+
+    @property
+    def _history(self) -> _SqliteHistory | _MemoryHistory:
+        """The storage `start` set up (the sampling code runs only after it did)."""
+        if self._storage is None:
+            raise RuntimeError("The OPC-UA simulator has no history storage before start().")
+        return self._storage
 
     def _history_storage(self) -> _SqliteHistory | _MemoryHistory:
         path = self._options.history_db
@@ -339,7 +369,7 @@ class OpcUaDeviceServer:
         now = self._grid_floor(self._clock.now_ms())
         if not self._options.historize:
             return now
-        lasts = [await self._storage.last_ms(node_id) for node_id in self._node_ids]
+        lasts = [await self._history.last_ms(node_id) for node_id in self._node_ids]
         self._last_source = dict(zip(self._node_ids, lasts, strict=True))
         known = [ms for ms in lasts if ms is not None]
         if not known:
@@ -376,7 +406,7 @@ class OpcUaDeviceServer:
             )
         return values
 
-    async def _update_loop(self, next_ms: int) -> None:
+    async def _update_loop(self, server: Server, next_ms: int) -> None:
         while not self._stopping.is_set():
             now = self._clock.now_ms()
             if next_ms > now:
@@ -384,7 +414,7 @@ class OpcUaDeviceServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=min(wait_s, 1.0))
                 continue
-            next_ms = await self._advance(self._server, next_ms, now)
+            next_ms = await self._advance(server, next_ms, now)
 
     async def _advance(self, server: Server, next_ms: int, now: int) -> int:
         """Sample every grid tick from `next_ms` to `now`; returns the next tick to sample."""
@@ -409,7 +439,7 @@ class OpcUaDeviceServer:
             await self._historize({node_id: [dv] for node_id, dv in values.items()})
             for node_id, dv in values.items():
                 await server.iserver.write_attribute_value(node_id, dv)
-                state = (dv.Value.Value, dv.StatusCode.value)
+                state = _change_key(dv)
                 if self._previous.get(node_id) != state:
                     self._previous[node_id] = state
                     self.samples_changed += 1
@@ -421,9 +451,9 @@ class OpcUaDeviceServer:
     async def _historize(self, values: dict[ua.NodeId, list[ua.DataValue]]) -> None:
         if not self._options.historize or not values:
             return
-        await self._storage.save_many(values)
+        await self._history.save_many(values)
         for node_id, dvs in values.items():
-            self._last_source[node_id] = datetime_to_ms(dvs[-1].SourceTimestamp)
+            self._last_source[node_id] = _source_ms(dvs[-1])
             self.samples_historized += len(dvs)
 
 

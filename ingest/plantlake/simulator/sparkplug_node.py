@@ -281,7 +281,8 @@ class SimulatedEdgeNode:
         paho then reconnects by itself, with the next bdSeq, and the node re-births.
         """
         sock = self._client.socket()
-        if sock is not None:
+        # paho types it as a protocol without shutdown; over TCP (and TLS) it is a socket.socket.
+        if isinstance(sock, socket.socket):
             sock.shutdown(socket.SHUT_RDWR)
 
 

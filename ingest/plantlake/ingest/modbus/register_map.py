@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -199,12 +199,21 @@ def plant_register_map(plant: Plant) -> RegisterMap:
     return RegisterMap(tuple(tags))
 
 
+class _CommonFields(TypedDict):
+    """The `RegisterTag` fields every tag of one sensor shares (typed, so `**` keeps them)."""
+
+    asset: str
+    sensor: str
+    device_id: int
+    unit: str | None
+
+
 def _asset_tags(asset: Asset, *, device_id: int, order: ByteOrder) -> list[RegisterTag]:
     tags = []
     next_float = 0
     for sensor in asset.sensors:
-        common = {"asset": asset.path, "sensor": sensor.name, "device_id": device_id,
-                  "unit": sensor.unit}  # fmt: skip
+        common: _CommonFields = {"asset": asset.path, "sensor": sensor.name,
+                                 "device_id": device_id, "unit": sensor.unit}  # fmt: skip
         if sensor.quantity == "state":
             tag = RegisterTag(table=Table.COIL, address=0, type=RegisterType.BOOL, **common)
         elif sensor.quantity == "speed":

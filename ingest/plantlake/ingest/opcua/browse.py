@@ -34,7 +34,7 @@ async def browse_all(
                 ua.BrowseDescription(
                     NodeId=node,
                     BrowseDirection=ua.BrowseDirection.Forward,
-                    ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences),
+                    ReferenceTypeId=ua.NodeId(ua.Int32(ua.ObjectIds.HierarchicalReferences)),
                     IncludeSubtypes=True,
                     NodeClassMask=0,
                     ResultMask=ua.BrowseResultMask.All,
@@ -75,9 +75,11 @@ async def read_values(
 
 async def browse_sensors(client: Client, *, per_request: int = 500) -> dict[ua.NodeId, SensorRef]:
     """Every sensor variable under Objects/Plant, with its asset path, sensor name and unit."""
-    objects = ua.NodeId(ua.ObjectIds.ObjectsFolder)
+    objects = ua.NodeId(ua.Int32(ua.ObjectIds.ObjectsFolder))
     (top,) = await browse_all(client, [objects], per_request=per_request)
-    level = [(ref.NodeId, (ROOT,)) for ref in top if ref.BrowseName.Name == ROOT]
+    level: list[tuple[ua.NodeId, tuple[str, ...]]] = [
+        (ref.NodeId, (ROOT,)) for ref in top if ref.BrowseName.Name == ROOT
+    ]
     # Plant / site / line / asset / sensor: four levels below the Plant folder.
     for _ in range(4):
         children = await browse_all(client, [node for node, _ in level], per_request=per_request)
@@ -86,7 +88,7 @@ async def browse_sensors(client: Client, *, per_request: int = 500) -> dict[ua.N
             for (_, path), refs in zip(level, children, strict=True)
             for ref in refs
             if ref.NodeClass in (ua.NodeClass.Object, ua.NodeClass.Variable)
-            and ref.ReferenceTypeId != ua.NodeId(ua.ObjectIds.HasProperty)
+            and ref.ReferenceTypeId != ua.NodeId(ua.Int32(ua.ObjectIds.HasProperty))
         ]
     variables = [(node, path) for node, path in level if len(path) == 5]
     properties = await browse_all(client, [node for node, _ in variables], per_request=per_request)

@@ -327,7 +327,8 @@ class OpcUaEdgeClient:
         values current now (live changes from then on are already subscribed)."""
         opts = self._options
         newest = {node: self._gap.newest(ref.asset, ref.sensor) for node, ref in refs.items()}
-        nodes = [node for node, ms in newest.items() if ms is not None]
+        known = {node: ms for node, ms in newest.items() if ms is not None}
+        nodes = list(known)
         restored: list[Reading] = []
         if nodes:
             current = await read_values(client, nodes, per_request=opts.nodes_per_request)
@@ -338,7 +339,7 @@ class OpcUaEdgeClient:
             ]
             if ends:
                 end = max(ends)
-                wanted = min(newest[node] for node in nodes) + 1
+                wanted = min(known.values()) + 1
                 start = max(wanted, end - opts.max_backfill_ms)
                 if start > wanted:
                     self._gap_event(wanted, start, f"older than the {opts.max_backfill_ms // 60_000} "

@@ -55,7 +55,7 @@ def parse_security(
 
 
 async def self_signed_certificate(
-    folder: Path, uri: str, usage: ExtendedKeyUsageOID
+    folder: Path, uri: str, usage: x509.ObjectIdentifier
 ) -> tuple[Path, Path]:
     """A self-signed certificate (DER) and private key (PEM) in `folder`, generated on first use."""
     folder.mkdir(parents=True, exist_ok=True)

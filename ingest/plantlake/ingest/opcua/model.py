@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from asyncua import ua
 
@@ -140,7 +141,12 @@ class SensorVariable:
     def node_id(self, ns: int) -> ua.NodeId:
         # String ids from the path stay the same across server restarts, so a client's
         # monitored items and the history tables keyed by node id still match after one.
-        return ua.NodeId(self.node_key, ns)
+        return _string_node(self.node_key, ns)
+
+
+def _string_node(key: str, ns: int) -> ua.NodeId:
+    """A string NodeId (asyncua annotates NodeId's fields with its own str and int subclasses)."""
+    return ua.NodeId(ua.String(key), ua.Int16(ns))
 
 
 def sensor_variables(assets: Iterable[Asset]) -> list[SensorVariable]:
@@ -172,13 +178,13 @@ def _object(
     )
     return ua.AddNodesItem(
         ParentNodeId=parent,
-        ReferenceTypeId=ua.NodeId(reference),
+        ReferenceTypeId=ua.NodeId(ua.Int32(reference)),
         RequestedNewNodeId=node_id,
         BrowseName=ua.QualifiedName(name, ns),
         NodeClass=ua.NodeClass.Object,
         NodeAttributes=attrs,
         TypeDefinition=ua.NodeId(
-            ua.ObjectIds.FolderType if folder else ua.ObjectIds.BaseObjectType
+            ua.Int32(ua.ObjectIds.FolderType if folder else ua.ObjectIds.BaseObjectType)
         ),
     )
 
@@ -201,7 +207,7 @@ def _variable(
         DisplayName=ua.LocalizedText(name),
         Description=ua.LocalizedText(name),
         Value=value,
-        DataType=ua.NodeId(datatype),
+        DataType=ua.NodeId(ua.Int32(datatype)),
         ValueRank=ua.ValueRank.Scalar,
         AccessLevel=access,
         UserAccessLevel=access,
@@ -210,13 +216,15 @@ def _variable(
     )
     return ua.AddNodesItem(
         ParentNodeId=parent,
-        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty if prop else ua.ObjectIds.HasComponent),
+        ReferenceTypeId=ua.NodeId(
+            ua.Int32(ua.ObjectIds.HasProperty if prop else ua.ObjectIds.HasComponent)
+        ),
         RequestedNewNodeId=node_id,
         BrowseName=ua.QualifiedName(name, ns if not prop else 0),
         NodeClass=ua.NodeClass.Variable,
         NodeAttributes=attrs,
         TypeDefinition=ua.NodeId(
-            ua.ObjectIds.PropertyType if prop else ua.ObjectIds.AnalogItemType
+            ua.Int32(ua.ObjectIds.PropertyType if prop else ua.ObjectIds.AnalogItemType)
         ),
     )
 
@@ -227,17 +235,19 @@ def address_space_items(
     """AddNodes requests for the plant, parents before children, ready for one AddNodes call."""
     items: list[ua.AddNodesItem] = []
     seen: set[str] = set()
-    root = ua.NodeId(ROOT, ns)
-    items.append(_object(root, ua.NodeId(ua.ObjectIds.ObjectsFolder), ROOT, ns, folder=True))
+    root = _string_node(ROOT, ns)
+    items.append(
+        _object(root, ua.NodeId(ua.Int32(ua.ObjectIds.ObjectsFolder)), ROOT, ns, folder=True)
+    )
     for asset in assets:
         parent = root
         for key, name in ((asset.site, asset.site), (f"{asset.site}/{asset.line}", asset.line)):
-            node = ua.NodeId(key, ns)
+            node = _string_node(key, ns)
             if key not in seen:
                 seen.add(key)
                 items.append(_object(node, parent, name, ns, folder=True))
             parent = node
-        asset_node = ua.NodeId(asset.path, ns)
+        asset_node = _string_node(asset.path, ns)
         items.append(_object(asset_node, parent, asset.name, ns, folder=False))
         for var in sensor_variables([asset]):
             node = var.node_id(ns)
@@ -256,7 +266,7 @@ def address_space_items(
             )
             items.append(
                 _variable(
-                    ua.NodeId(f"{var.node_key}#{ENGINEERING_UNITS}", ns),
+                    _string_node(f"{var.node_key}#{ENGINEERING_UNITS}", ns),
                     node,
                     ENGINEERING_UNITS,
                     ns,
@@ -267,7 +277,7 @@ def address_space_items(
             )
             items.append(
                 _variable(
-                    ua.NodeId(f"{var.node_key}#{EU_RANGE}", ns),
+                    _string_node(f"{var.node_key}#{EU_RANGE}", ns),
                     node,
                     EU_RANGE,
                     ns,
@@ -298,7 +308,7 @@ _STATUS_OF = {
 
 
 def status_of(quality: Quality) -> ua.StatusCode:
-    return ua.StatusCode(_STATUS_OF[quality])
+    return ua.StatusCode(ua.UInt32(_STATUS_OF[quality]))
 
 
 def quality_of(status: ua.StatusCode | int | None) -> Quality:
@@ -318,11 +328,12 @@ def quality_of(status: ua.StatusCode | int | None) -> Quality:
 
 def data_value(value: float, quality: Quality, *, source_ms: int, server_ms: int) -> ua.DataValue:
     """What a device server writes: the value with its device (source) timestamp and status."""
+    # asyncua annotates the timestamps as its own datetime subclass, yet encodes any datetime.
     return ua.DataValue(
         ua.Variant(float(value), ua.VariantType.Double),
         StatusCode=status_of(quality),
-        SourceTimestamp=ms_to_datetime(source_ms),
-        ServerTimestamp=ms_to_datetime(server_ms),
+        SourceTimestamp=cast(ua.DateTime, ms_to_datetime(source_ms)),
+        ServerTimestamp=cast(ua.DateTime, ms_to_datetime(server_ms)),
     )
 
 

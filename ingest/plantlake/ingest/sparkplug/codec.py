@@ -12,13 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from google.protobuf.message import DecodeError
 
 from plantlake.core.errors import SourceError
 from plantlake.core.records import Quality
-from plantlake.ingest.sparkplug import sparkplug_b_pb2 as pb
+from plantlake.ingest.sparkplug import sparkplug_b_pb2
+
+# The generated module creates its message classes and enum values at import time, where mypy
+# cannot see them (and google.protobuf has no stubs), so they are reached through untyped names.
+pb: Any = sparkplug_b_pb2
+PbPayload: TypeAlias = Any  # a sparkplug_b_pb2.Payload message
+PbMetric: TypeAlias = Any  # a sparkplug_b_pb2.Payload.Metric message
 
 UNIT_PROPERTY = "engUnit"
 QUALITY_PROPERTY = "Quality"
@@ -150,7 +156,7 @@ def encode_payload(
             out.timestamp = metric.timestamp_ms
         if metric.is_historical:
             out.is_historical = True
-        properties = []
+        properties: list[tuple[str, int, str, str | int]] = []
         if birth and metric.unit:
             properties.append((UNIT_PROPERTY, pb.String, "string_value", metric.unit))
         if metric.quality is not Quality.GOOD:
@@ -168,7 +174,7 @@ def encode_payload(
     return payload.SerializeToString()
 
 
-def _properties(metric: pb.Payload.Metric) -> tuple[str | None, Quality]:
+def _properties(metric: PbMetric) -> tuple[str | None, Quality]:
     unit, quality = None, Quality.GOOD
     props = metric.properties
     for key, prop in zip(props.keys, props.values, strict=False):
@@ -185,7 +191,7 @@ def _properties(metric: pb.Payload.Metric) -> tuple[str | None, Quality]:
 def _text(value: str | bytes) -> str:
     """A proto2 string as text: invalid UTF-8 (which protobuf hands over as bytes) is replaced,
     so a garbled unit reads as an unknown unit that silver quarantines, not as a crash."""
-    return value if type(value) is str else value.decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
 
 
 def decode_payload(payload: bytes, *, aliases: Mapping[int, MetricInfo]) -> Payload:
@@ -198,7 +204,7 @@ def decode_payload(payload: bytes, *, aliases: Mapping[int, MetricInfo]) -> Payl
     return decode_message(parse_payload(payload), aliases=aliases)
 
 
-def parse_payload(payload: bytes) -> pb.Payload:
+def parse_payload(payload: bytes) -> PbPayload:
     """The protobuf message (the host reads `seq` before it knows which alias table applies)."""
     try:
         return pb.Payload.FromString(payload)
@@ -206,7 +212,7 @@ def parse_payload(payload: bytes) -> pb.Payload:
         raise PayloadError(f"not a Sparkplug B protobuf payload: {exc}") from exc
 
 
-def decode_message(message: pb.Payload, *, aliases: Mapping[int, MetricInfo]) -> Payload:
+def decode_message(message: PbPayload, *, aliases: Mapping[int, MetricInfo]) -> Payload:
     """`decode_payload` for an already parsed message."""
     metrics: list[Metric] = []
     errors: list[str] = []

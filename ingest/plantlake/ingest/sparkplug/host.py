@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 from plantlake.core.contracts import NOT_EPOCH_MS, is_epoch_ms
 from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind, Quality, Reading
-from plantlake.ingest.sparkplug import sparkplug_b_pb2 as pb
 from plantlake.ingest.sparkplug.codec import (
     NUMERIC,
     Metric,
     MetricInfo,
     PayloadError,
+    PbPayload,
     decode_message,
     parse_payload,
 )
@@ -90,7 +90,7 @@ class _Session:
     devices: dict[str, _Device] = field(default_factory=dict)
     online: bool = True
     # Messages that arrived ahead of a missing seq: seq -> (topic, message, raw, receive time).
-    pending: dict[int, tuple[Topic, pb.Payload, bytes, int]] = field(default_factory=dict)
+    pending: dict[int, tuple[Topic, PbPayload, bytes, int]] = field(default_factory=dict)
     gap_since_ms: int | None = None
 
 
@@ -149,7 +149,7 @@ class PrimaryHost:
 
     # -- node session -------------------------------------------------------------------------
 
-    def _nbirth(self, t: Topic, message: pb.Payload, raw: bytes, now: int, out: HostOutput):
+    def _nbirth(self, t: Topic, message: PbPayload, raw: bytes, now: int, out: HostOutput):
         payload = decode_message(message, aliases={})
         bd_seq = next((m.value for m in payload.metrics if m.name == BDSEQ_METRIC), None)
         if not isinstance(bd_seq, int) or isinstance(bd_seq, bool):
@@ -166,7 +166,7 @@ class PrimaryHost:
         )
         self._emit(t, payload.metrics, payload.errors, payload.seq, raw, now, out)
 
-    def _ndeath(self, t: Topic, message: pb.Payload, now: int, out: HostOutput) -> None:
+    def _ndeath(self, t: Topic, message: PbPayload, now: int, out: HostOutput) -> None:
         payload = decode_message(message, aliases={})
         bd_seq = next((m.value for m in payload.metrics if m.name == BDSEQ_METRIC), None)
         session = self._sessions.get(t.node_key)
@@ -175,11 +175,12 @@ class PrimaryHost:
             return
         self._flush(session, now, out)
         session.online = False
-        out.events.append(self._event(LifecycleKind.DEATH, t, now, now, bd_seq=bd_seq))
+        # session.bd_seq: equal to the will's (checked above), and an int whatever type it came as.
+        out.events.append(self._event(LifecycleKind.DEATH, t, now, now, bd_seq=session.bd_seq))
         for device_id, device in session.devices.items():
             if device.online:
                 device.online = False
-                self._stale(t, device_id, device, now, out, bd_seq)
+                self._stale(t, device_id, device, now, out, session.bd_seq)
 
     def _stale(self, t: Topic, device_id: str, device: _Device, now: int, out: HostOutput,
                bd_seq: int | None) -> None:  # fmt: skip
@@ -191,7 +192,7 @@ class PrimaryHost:
 
     # -- sequenced messages (everything but NBIRTH and NDEATH) --------------------------------
 
-    def _sequenced(self, t: Topic, message: pb.Payload, raw: bytes, now: int, out: HostOutput):
+    def _sequenced(self, t: Topic, message: PbPayload, raw: bytes, now: int, out: HostOutput):
         session = self._sessions.get(t.node_key)
         if session is None or not session.online:
             reason = f"{t.kind} before NBIRTH (no live session)"
@@ -245,7 +246,7 @@ class PrimaryHost:
         session.pending.clear()
         session.gap_since_ms = None
 
-    def _process(self, session: _Session, t: Topic, message: pb.Payload, raw: bytes, now: int,
+    def _process(self, session: _Session, t: Topic, message: PbPayload, raw: bytes, now: int,
                  out: HostOutput) -> None:  # fmt: skip
         if t.kind == "DBIRTH":
             payload = decode_message(message, aliases={})

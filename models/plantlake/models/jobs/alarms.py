@@ -62,12 +62,13 @@ def announced_work_orders(
             if msg is None or msg.error():
                 continue
             try:
-                record = orjson.loads(msg.value())
+                record = orjson.loads(msg.value() or b"")  # a tombstone is not an alarm either
             except orjson.JSONDecodeError:
                 record = None  # not an alarm (the topic is shared): nothing it can name
             if isinstance(record, dict) and record.get("work_order_id"):
                 found.add(record["work_order_id"])
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+            offset = msg.offset() or 0  # a polled record always has one
+            if offset + 1 >= ends.get(msg.partition(), 0):
                 ends.pop(msg.partition(), None)
         return found
     finally:

@@ -92,7 +92,8 @@ def smoke_score(spark: SparkSession, settings: Settings, model_uri: str, *, rows
     features = spark.read.format("delta").load(GOLD_FEATURES.path(settings.lake))
     sample = features.orderBy(F.col("feature_time_ms").desc()).limit(rows)
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")
-    scored = sample.select(udf(F.struct(*FEATURE_COLUMNS)).alias("score")).toPandas()["score"]
+    frame: pd.DataFrame = sample.select(udf(F.struct(*FEATURE_COLUMNS)).alias("score")).toPandas()
+    scored = frame["score"]
     finite = int(scored.map(math.isfinite).sum())
     if finite != len(scored) or finite == 0:
         raise PromotionError(

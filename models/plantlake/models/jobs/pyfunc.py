@@ -9,16 +9,16 @@ the model (and as the model version tag `alert_threshold`).
 
 from __future__ import annotations
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
 FAILURE, ANOMALY = "failure", "anomaly"
 
 
-class RiskScoreModel(mlflow.pyfunc.PythonModel):
+class RiskScoreModel(PythonModel):
     """`kind` is FAILURE (predict_proba of the positive class) or ANOMALY (-score_samples)."""
 
     def __init__(self, estimator, *, kind: str, threshold: float, features=FEATURE_COLUMNS):

@@ -278,11 +278,13 @@ def _train_one(spark, settings, *, kind, name, estimator, train, holdout, failur
         source = DeltaDatasetSource(
             path=GOLD_TRAINING_SETS.path(settings.lake), delta_table_version=set_version
         )
+        from mlflow.data.pandas_dataset import from_pandas
+
         for split, part in ((TRAIN, train), (VALIDATION, holdout)):
             with warnings.catch_warnings():
                 # Its integer columns (label, times) are never missing: MLflow's hint is noise.
                 warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-                dataset = mlflow.data.from_pandas(
+                dataset = from_pandas(
                     part, source=source, targets="label",
                     name=f"{GOLD_TRAINING_SETS.name}/{lineage['training_set_id']}/{split}",
                 )  # fmt: skip

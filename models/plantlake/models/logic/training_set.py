@@ -74,7 +74,9 @@ def failure_labels(
         nxt = np.searchsorted(f_times, t, side="right")  # first failure strictly after t
         until = np.where(nxt < len(f_times), f_next[nxt] - t, np.inf).astype(float)
         label = (until <= horizon_ms).astype("int64")
-        mode = np.append(modes, None)[nxt]
+        mode = np.concatenate([np.asarray(modes, dtype=object), np.array([None], dtype=object)])[
+            nxt
+        ]
         keep = (t + horizon_ms <= observed_until_ms) & ~_down(t, f_times, repairs)
         frame = pd.DataFrame(
             {

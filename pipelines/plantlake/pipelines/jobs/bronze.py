@@ -17,7 +17,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import append_once, read_kafka_stream, table_exists, writer_id
-from plantlake.adapters.spark import scheduler_pool
+from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import Settings
 from plantlake.core.contracts import (
     BRONZE_DEAD_LETTER,
@@ -366,16 +366,12 @@ def _part_sizes(parsed: DataFrame) -> dict[str, int]:
         for kind in CONTRACTS
     ]
     ok = F.col("parse_error").isNull()
-    row = (
-        reduce(DataFrame.unionByName, checked)
-        .agg(
-            F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
-            F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
-            F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
-        )
-        .first()
+    counts = reduce(DataFrame.unionByName, checked).agg(
+        F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
+        F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
+        F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
     )
-    return row.asDict()
+    return first_row(counts).asDict()
 
 
 def batch_dead_letters(parsed: DataFrame) -> DataFrame:
@@ -405,6 +401,8 @@ _OBSERVATION_POLLS = 40
 def _observed(counts: Observation) -> dict[str, int] | None:
     """An observation's figures, or None when it has none: the write was skipped as already
     committed (a retried batch), or the figures did not arrive in time."""
+    if counts._jo is None:  # never attached to a query
+        return None
     future = counts._jo.future()  # public in Spark 4; `Observation.get` would wait for ever
     for _ in range(_OBSERVATION_POLLS):
         if future.isCompleted():

@@ -23,6 +23,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from plantlake.adapters.spark import first_row
 from plantlake.core.config import LakeSettings
 from plantlake.core.contracts import SILVER_MAINTENANCE_EVENTS, Column
 from plantlake.core.errors import ContractError, SourceError
@@ -183,7 +184,7 @@ def merge_events(spark: SparkSession, rows: DataFrame, path: str) -> tuple[int, 
 
     _create_table(spark, path)
     on = SILVER_MAINTENANCE_EVENTS.merge_on()
-    metrics = (
+    merged = (
         DeltaTable.forPath(spark, path).alias("t")
         .merge(rows.alias("s"), on)
         .whenMatchedUpdate(
@@ -192,8 +193,8 @@ def merge_events(spark: SparkSession, rows: DataFrame, path: str) -> tuple[int, 
         )
         .whenNotMatchedInsertAll()
         .execute()
-        .first()
     )  # fmt: skip
+    metrics = first_row(merged)
     return int(metrics["num_inserted_rows"]), int(metrics["num_updated_rows"])
 
 

@@ -25,7 +25,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import append_once, read_delta, writer_id
-from plantlake.adapters.spark import scheduler_pool
+from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import Settings
 from plantlake.core.contracts import (
     BRONZE_TELEMETRY,
@@ -46,7 +46,7 @@ def silver_rows_of(batch: DataFrame, silver_path: str) -> DataFrame:
     in the batch's event-time span (Delta skips the other files by their min/max).
     """
     bounds = batch.agg(F.min("event_time_ms").alias("lo"), F.max("event_time_ms").alias("hi"))
-    lo, hi = bounds.first()
+    lo, hi = first_row(bounds)
     session = batch.sparkSession
     if lo is None:
         return session.createDataFrame([], read_delta(session, silver_path).schema)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -35,6 +36,7 @@ from plantlake.adapters.delta import (
     require_table,
     writer_id,
 )
+from plantlake.adapters.spark import first_row
 from plantlake.core import clock
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import (
@@ -182,7 +184,7 @@ def _write_aggregates(
     """Add the batch to its open windows, merge their aggregates, append its late data and carry
     the windows still open forward; False for an empty batch."""
     session = readings.sparkSession
-    lo_ms = readings.agg(F.min("event_time_ms")).first()[0]
+    lo_ms = first_row(readings.agg(F.min("event_time_ms")))[0]
     if lo_ms is None:
         return False
     if current is None:
@@ -192,7 +194,8 @@ def _write_aggregates(
     # Materialized: gold.open_windows is read here and overwritten at the end of the batch.
     since_ms = min(lo_ms, now_ms) - options.watermark_delay_ms
     held = _held_windows(readings, paths, marks, since_ms=since_ms).localCheckpoint()
-    late = arriving = None
+    late: DataFrame | None = None
+    arriving: DataFrame | None = None
     for name, window_ms in WINDOWS_MS.items():
         marked = mark_late(readings, watermarks=marks, window_ms=window_ms)
         rows = late_data_rows(marked, gold_table=WINDOW_TABLES[name].name,
@@ -200,8 +203,10 @@ def _write_aggregates(
         late = rows if late is None else late.unionByName(rows)
         values = window_values(marked.where(~F.col("is_late")), window_ms=window_ms)
         arriving = values if arriving is None else arriving.unionByName(values)
+    if late is None or arriving is None:  # WINDOWS_MS names at least one window
+        raise AssertionError("gold has no window lengths")
     touched = add_values(held, arriving).localCheckpoint()
-    lo, hi = touched.agg(F.min("window_start_ms"), F.max("window_start_ms")).first()
+    lo, hi = first_row(touched.agg(F.min("window_start_ms"), F.max("window_start_ms")))
     for name, window_ms in WINDOWS_MS.items():
         if lo is None:  # every reading was late
             break
@@ -234,7 +239,7 @@ def _held_windows(
     session = readings.sparkSession
     if DeltaTable.isDeltaTable(session, paths.open_windows):
         return read_delta(session, paths.open_windows)
-    written_by = readings.agg(F.max(F.unix_micros("silver_time"))).first()[0]
+    written_by = first_row(readings.agg(F.max(F.unix_micros("silver_time"))))[0]
     earlier = (
         read_delta(session, paths.silver)
         .where(
@@ -243,10 +248,9 @@ def _held_windows(
         )
         .join(readings.select(*LINEAGE), list(LINEAGE), "left_anti")
     )
-    seeded = None
-    for window_ms in WINDOWS_MS.values():
-        values = window_values(earlier, window_ms=window_ms)
-        seeded = values if seeded is None else seeded.unionByName(values)
+    seeded = reduce(
+        DataFrame.unionByName, (window_values(earlier, window_ms=w) for w in WINDOWS_MS.values())
+    )
     return still_open(seeded, watermarks=marks)
 
 

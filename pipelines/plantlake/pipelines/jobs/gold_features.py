@@ -30,7 +30,7 @@ from plantlake.adapters.delta import (
     require_table,
     writer_id,
 )
-from plantlake.adapters.spark import scheduler_pool
+from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import Settings
 from plantlake.core.contracts import GOLD_FEATURES, SILVER_MAINTENANCE_EVENTS, SILVER_TELEMETRY
 from plantlake.pipelines.transforms.features import (
@@ -144,7 +144,7 @@ def process_batch(
     if not starts:
         return None
     first = {row.asset: row.emit_from_ms for row in starts}
-    written_by = batch.agg(F.max(F.unix_micros("silver_time"))).first()[0]
+    written_by = first_row(batch.agg(F.max(F.unix_micros("silver_time"))))[0]
     emit = session.createDataFrame(list(first.items()), "asset string, emit_from_ms long")
     silver = read_delta(session, SILVER_TELEMETRY.path(settings.lake))
     context = (

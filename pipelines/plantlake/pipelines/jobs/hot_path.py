@@ -44,7 +44,12 @@ from plantlake.pipelines.jobs.twin_store import (
     write_twin_share,
 )
 from plantlake.pipelines.transforms.expectations import Rule, load_rules
-from plantlake.pipelines.transforms.reading_checks import ReadingChecker, SensorChecks, prepare
+from plantlake.pipelines.transforms.reading_checks import (
+    ReadingChecker,
+    Reference,
+    SensorChecks,
+    prepare,
+)
 from plantlake.pipelines.transforms.twin_fold import Twin, TwinRow
 from plantlake.services.minio import delta_rs_options
 
@@ -130,7 +135,7 @@ class HotPath:
         self.owned: set[int] = set()
         self.stats = HotPathStats()
         self._reference_at = 0.0
-        self._reference = None
+        self._reference: Reference | None = None
         self._pending: set[tuple[str, str]] = set()  # rows whose value changed since the commit
         self._consumed = False  # readings folded since the last commit (their offsets not yet)
         self._consumer = None
@@ -187,6 +192,8 @@ class HotPath:
         if not all(0 <= t < _LATEST_MS for t in times):
             self.stats.refused += 1
             return
+        if self._reference is None:  # start() reads it before the first poll
+            raise AssertionError("the hot path polled before reading its reference data")
         reading = prepare(record, self._reference)
         key = (reading.asset, reading.sensor)
         checks = self.checks.get(key)

@@ -9,23 +9,14 @@ from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 
 from plantlake.core.errors import ExpectationFailed
-from plantlake.pipelines.transforms.expectations import (
-    BLOCKING_ACTIONS,
-    EventTimeParams,
-    KnownAssetParams,
-    QualityParams,
-    RangeParams,
-    RateOfChangeParams,
-    Rule,
-    StuckParams,
-)
+from plantlake.pipelines.transforms.expectations import BLOCKING_ACTIONS, Rule
+from plantlake.pipelines.transforms.rules import columns as c
 
 DQ_FAILURE_TYPE = "struct<rule:string,action:string,reason:string>"
 DQ_FAILURES_TYPE = f"array<{DQ_FAILURE_TYPE}>"
 METRICS_SCHEMA = (
     "batch_id long, rule string, kind string, action string, checked long, passed long, failed long"
 )
-_TMP = "_dq_"  # prefix of the working columns apply_rules adds and removes
 
 
 class Routed(NamedTuple):
@@ -36,191 +27,14 @@ class Routed(NamedTuple):
     dropped: DataFrame
 
 
-def _g(x: float) -> str:
-    """A limit as a person writes it: 250, 0.5, -40."""
-    return f"{x:g}"
-
-
-def _num(col: Column) -> Column:
-    """A measured number, rounded for reading (a reason is for people; the row has the value)."""
-    return F.round(col, 3)
-
-
-def _value() -> Column:
-    """The canonical value with NaN as null: Spark orders NaN above every number, so a NaN
-    compared with a maximum would otherwise read as "too high"."""
-    return F.nanvl(F.col("value"), F.lit(None).cast("double"))
-
-
-def _among(column: str, names: tuple[str, ...]) -> Column:
-    return F.col(column).isin(*names) if names else F.lit(True)
-
-
 def rule_scope(rule: Rule) -> Column:
     """Whether a row is one the rule checks (false for unknown quantities, units, classes)."""
-    p = rule.params
-    if isinstance(p, RangeParams | RateOfChangeParams):
-        scope = (
-            (F.col("quantity") == p.quantity)
-            & F.col("unit").eqNullSafe(p.unit)
-            & _among("asset_class", p.asset_classes)
-            & _among("sensor", p.sensors)
-        )
-    elif isinstance(p, StuckParams):
-        scope = F.col("quantity").isin(*p.quantities)
-    else:
-        scope = F.lit(True)
-    return F.coalesce(scope, F.lit(False))
+    return F.coalesce(rule.params.scope(), F.lit(False))
 
 
-def _for_asset_class() -> Column:
-    return F.when(
-        F.col("asset_class").isNotNull(), F.concat(F.lit(" for a "), F.col("asset_class"))
-    )
-
-
-def _range_failure(p: RangeParams) -> tuple[Column, Column]:
-    """(fails, reason) of a range rule, for rows in its scope."""
-    v = _value()
-    missing = v.isNull() & ~F.coalesce(F.col("quality") == "Bad", F.lit(False))
-    high = v > p.max if p.max is not None else F.lit(False)
-    low = v < p.min if p.min is not None else F.lit(False)
-
-    def beyond(word: str, limit: float | None) -> Column:
-        bound = "maximum" if word == "above" else "minimum"
-        return F.concat(
-            F.format_string(
-                f"%s %s {p.unit} {word} the plausible {bound} {_g(limit or 0.0)} {p.unit}",
-                F.col("sensor"),
-                _num(v),
-            ),
-            F.coalesce(_for_asset_class(), F.lit("")),
-        )
-
-    reason = (
-        F.when(missing, F.format_string("%s has no value but quality %s", "sensor", "quality"))
-        .when(high, beyond("above", p.max))
-        .otherwise(beyond("below", p.min))
-    )
-    return missing | high | low, reason
-
-
-def _event_time_failure(p: EventTimeParams, now_ms: int) -> tuple[Column, Column]:
-    t, received = F.col("event_time_ms"), F.col("receive_time_ms")
-    checks: list[tuple[Column, Column]] = [(t.isNull(), F.lit("event time is missing"))]
-    if p.max_future_seconds is not None:
-        ahead = t - F.lit(now_ms)
-        checks.append((
-            ahead > p.max_future_seconds * 1000,
-            F.format_string(
-                f"event time %s s ahead of the silver job's clock (tolerance "
-                f"{_g(p.max_future_seconds)} s): check the device clock",
-                _num(ahead / 1000),
-            ),
-        ))  # fmt: skip
-    if p.max_ahead_of_receive_seconds is not None:
-        ahead = t - received
-        checks.append((
-            ahead > p.max_ahead_of_receive_seconds * 1000,
-            F.format_string(
-                f"device clock %s s ahead of the edge's receive time (tolerance "
-                f"{_g(p.max_ahead_of_receive_seconds)} s): check the device's time sync",
-                _num(ahead / 1000),
-            ),
-        ))  # fmt: skip
-    if p.max_delay_seconds is not None:
-        late = received - t
-        checks.append((
-            late > p.max_delay_seconds * 1000,
-            F.format_string(
-                f"received %s h after its event time (bound {_g(p.max_delay_seconds / 3600)} h): "
-                "check the device clock",
-                _num(late / 3_600_000),
-            ),
-        ))  # fmt: skip
-    fails = F.lit(False)
-    reason = None
-    for cond, text in checks:
-        cond = F.coalesce(cond, F.lit(False))
-        fails = fails | cond
-        reason = F.when(cond, text) if reason is None else reason.when(cond, text)
-    return fails, reason
-
-
-def _rate_failure(p: RateOfChangeParams) -> tuple[Column, Column]:
-    """Needs the working columns of `_with_sequences`."""
-    v, prev = _value(), F.col(f"{_TMP}prev_value")
-    dt_ms = F.col("event_time_ms") - F.col(f"{_TMP}prev_time")
-    rate = F.abs(v - prev) / (F.greatest(dt_ms, F.lit(p.min_seconds * 1000)) / 1000)
-    fails = (
-        F.col(f"{_TMP}in_order")
-        & F.col(f"{_TMP}usable")
-        & prev.isNotNull()
-        & (rate > p.max_per_second)
-    )
-    reason = F.format_string(
-        f"%s %s from %s to %s {p.unit} in %s s (%s {p.unit}/s); the limit for {p.quantity} is "
-        f"{_g(p.max_per_second)} {p.unit}/s",
-        F.col("sensor"),
-        F.when(v > prev, "rose").otherwise("fell"),
-        _num(prev),
-        _num(v),
-        _num(dt_ms / 1000),
-        _num(rate),
-    )
-    return F.coalesce(fails, F.lit(False)), reason
-
-
-def _stuck_failure(p: StuckParams, index: int) -> tuple[Column, Column]:
-    v = _value()
-    since = F.col(f"{_TMP}run_start_{index}")
-    readings = F.col(f"{_TMP}count") - F.col(f"{_TMP}run_first_{index}") + 1
-    span_ms = F.col("event_time_ms") - since
-    allowed = v.isin(*p.allowed_constant_values) if p.allowed_constant_values else F.lit(False)
-    fails = (
-        F.col(f"{_TMP}in_order")
-        & v.isNotNull()
-        & ~allowed
-        & (readings >= p.min_readings)
-        & (span_ms >= p.min_minutes * 60_000)
-    )
-    change = "without change" if p.epsilon == 0 else f"each within {_g(p.epsilon)} of the last"
-    reason = F.format_string(
-        f"%s stuck at %s %s for %s min (%s readings {change}); a working sensor varies",
-        F.col("sensor"),
-        _num(v),
-        F.coalesce(F.col("unit"), F.lit("")),
-        _num(span_ms / 60_000),
-        readings,
-    )
-    return F.coalesce(fails, F.lit(False)), reason
-
-
-def _failure(rule: Rule, *, now_ms: int, stuck_index: dict[str, int]) -> Column:
+def _failure(rule: Rule, *, now_ms: int) -> Column:
     """The rule's failure struct for a row, or null when the row passes or is out of scope."""
-    p = rule.params
-    if isinstance(p, RangeParams):
-        fails, reason = _range_failure(p)
-    elif isinstance(p, EventTimeParams):
-        fails, reason = _event_time_failure(p, now_ms)
-    elif isinstance(p, KnownAssetParams):
-        fails = F.col("asset_class").isNull()
-        reason = F.format_string(
-            "%s (sensor %s) is not in the asset registry at the reading's event time",
-            "asset",
-            "sensor",
-        )
-    elif isinstance(p, QualityParams):
-        fails = ~F.coalesce(F.col("quality").isin(*p.accepted), F.lit(False))
-        reason = F.format_string(
-            "%s reported quality %s", F.col("sensor"), F.coalesce(F.col("quality"), F.lit("none"))
-        )
-    elif isinstance(p, RateOfChangeParams):
-        fails, reason = _rate_failure(p)
-    elif isinstance(p, StuckParams):
-        fails, reason = _stuck_failure(p, stuck_index[rule.name])
-    else:  # parse_rules admits no other kind
-        raise AssertionError(f"no evaluation for rule kind {rule.kind!r}")
+    fails, reason = rule.params.failure(rule.name, now_ms=now_ms)
     return F.when(
         rule_scope(rule) & fails,
         F.struct(
@@ -231,12 +45,14 @@ def _failure(rule: Rule, *, now_ms: int, stuck_index: dict[str, int]) -> Column:
     )
 
 
-def _implausible(rules: Sequence[Rule]) -> Column:
-    """Whether a row's value is outside a range rule it is in scope of (whatever the action)."""
-    flags = [rule_scope(r) & _range_failure(r.params)[0] for r in rules if r.kind == "range"]
+def _implausible(rules: Sequence[Rule], *, now_ms: int) -> Column:
+    """Whether a row's value fails a plausibility rule (range) it is in scope of, whatever the
+    action: the sequence rules do not compare with such a value."""
     flag = F.lit(False)
-    for f in flags:
-        flag = flag | F.coalesce(f, F.lit(False))
+    for r in rules:
+        if r.params.bounds_plausibility:
+            fails = r.params.failure(r.name, now_ms=now_ms)[0]
+            flag = flag | F.coalesce(rule_scope(r) & fails, F.lit(False))
     return flag
 
 
@@ -257,82 +73,83 @@ CARRY = "dq_carry"  # the column apply_rules adds: the carried state as of the r
 
 
 def _with_sequences(
-    rows: DataFrame, rules: Sequence[Rule], *, carried: DataFrame | None
+    rows: DataFrame, rules: Sequence[Rule], *, carried: DataFrame | None, now_ms: int
 ) -> DataFrame:
     """Rows plus, per row, what the rate-of-change and stuck rules need from the readings of the
     same sensor before it, ordered by event time: in the batch, or carried over from earlier
     batches (`carried`, CARRIED_SCHEMA), never re-read from silver.
 
-    Grain in and out: one reading. Working columns (prefix `_dq_`): usable (a plausible value
+    Grain in and out: one reading. Working columns (`rules.columns`): usable (a plausible value
     for comparing: not null/NaN, not Bad, inside its ranges), in_order (newer than everything
     carried), prev_value/prev_time (the last usable reading before), prev_raw (the last non-null
-    value before), count (non-null readings so far), and per stuck rule run_start_i and
-    run_first_i (event time and `count` of the reading that began the current run of unchanged
-    values); plus CARRY, the carried state as of the row. A row no newer than the carried state
+    value before), count (non-null readings so far), and per rule that tracks runs (stuck)
+    run_start/run_first (event time and `count` of the reading that began the current run of
+    unchanged values); plus CARRY, the carried state as of the row. A row no newer than the carried state
     cannot be placed in the sequence: the sequence rules pass it and it carries nothing.
     """
     t = F.col("event_time_ms")
     usable = (
-        _value().isNotNull()
+        c.value().isNotNull()
         & F.coalesce(F.col("quality") != "Bad", F.lit(True))
-        & ~_implausible(rules)
+        & ~_implausible(rules, now_ms=now_ms)
     )
-    stuck = [r for r in rules if isinstance(r.params, StuckParams)]
     types = {"last_time": "long", "prev_value": "double", "prev_time": "long",
              "prev_raw": "double", "count": "long", "runs": _RUNS_TYPE}  # fmt: skip
-    c = {name: F.lit(None).cast(kind) for name, kind in types.items()}
-    batch = rows.withColumn(f"{_TMP}usable", usable)
+    # What was carried in, per sensor (nulls for a sensor seen first).
+    was = {name: F.lit(None).cast(kind) for name, kind in types.items()}
+    batch = rows.withColumn(c.USABLE, usable)
     if carried is not None:
         carry_in = carried.select(
-            "asset", "sensor", *(F.col(k).alias(f"{_TMP}c_{k}") for k in c)
+            "asset", "sensor", *(F.col(k).alias(f"{c.TMP}c_{k}") for k in was)
         )  # fmt: skip
         batch = batch.join(F.broadcast(carry_in), ["asset", "sensor"], "left")
-        c = {k: F.col(f"{_TMP}c_{k}") for k in c}
-    in_order = F.coalesce(t > c["last_time"], F.lit(True))
-    batch = batch.withColumn(f"{_TMP}in_order", in_order)
-    order = Window.partitionBy("asset", "sensor", f"{_TMP}in_order").orderBy(t, "value")
+        was = {k: F.col(f"{c.TMP}c_{k}") for k in was}
+    in_order = F.coalesce(t > was["last_time"], F.lit(True))
+    batch = batch.withColumn(c.IN_ORDER, in_order)
+    order = Window.partitionBy("asset", "sensor", c.IN_ORDER).orderBy(t, "value")
     before = order.rowsBetween(Window.unboundedPreceding, -1)
     upto = order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    v, ok = _value(), F.col(f"{_TMP}usable")
-    count0 = F.coalesce(c["count"], F.lit(0)).cast("long")
+    v, ok = c.value(), F.col(c.USABLE)
+    count0 = F.coalesce(was["count"], F.lit(0)).cast("long")
 
     def last(col: Column, frame) -> Column:
         return F.last(col, ignorenulls=True).over(frame)
 
     seq = batch.withColumns({
-        f"{_TMP}prev_value": F.coalesce(last(F.when(ok, v), before), c["prev_value"]),
-        f"{_TMP}prev_time": F.coalesce(last(F.when(ok, t), before), c["prev_time"]),
-        f"{_TMP}prev_raw": F.coalesce(last(v, before), c["prev_raw"]),
-        f"{_TMP}count": count0 + F.count(v).over(upto),
+        c.PREV_VALUE: F.coalesce(last(F.when(ok, v), before), was["prev_value"]),
+        c.PREV_TIME: F.coalesce(last(F.when(ok, t), before), was["prev_time"]),
+        c.PREV_RAW: F.coalesce(last(v, before), was["prev_raw"]),
+        c.COUNT: count0 + F.count(v).over(upto),
     })  # fmt: skip
     runs = {}
-    for i, rule in enumerate(stuck):
-        name, p = rule.name, rule.params
-        prev_raw, count = F.col(f"{_TMP}prev_raw"), F.col(f"{_TMP}count")
-        # A run of unchanged values starts where a value moves more than epsilon from the one
-        # before; null/NaN readings neither start nor end a run.
-        starts = v.isNotNull() & (prev_raw.isNull() | (F.abs(v - prev_raw) > p.epsilon))
-        runs[f"{_TMP}run_start_{i}"] = F.coalesce(last(F.when(starts, t), upto),
-                                                 c["runs"][name]["start"])  # fmt: skip
-        runs[f"{_TMP}run_first_{i}"] = F.coalesce(last(F.when(starts, count), upto),
-                                                 c["runs"][name]["first"])  # fmt: skip
+    tracked = []  # the rules that track a run of readings (stuck)
+    for rule in rules:
+        starts = rule.params.run_starts(v, F.col(c.PREV_RAW))
+        if starts is None:
+            continue
+        name = rule.name
+        tracked.append(name)
+        runs[c.run_start(name)] = F.coalesce(last(F.when(starts, t), upto),
+                                             was["runs"][name]["start"])  # fmt: skip
+        runs[c.run_first(name)] = F.coalesce(last(F.when(starts, F.col(c.COUNT)), upto),
+                                             was["runs"][name]["first"])  # fmt: skip
     if runs:
         seq = seq.withColumns(runs)
     carry = F.struct(
         t.alias("last_time"),
-        F.coalesce(last(F.when(ok, v), upto), c["prev_value"]).alias("prev_value"),
-        F.coalesce(last(F.when(ok, t), upto), c["prev_time"]).alias("prev_time"),
-        F.coalesce(last(v, upto), c["prev_raw"]).alias("prev_raw"),
-        F.col(f"{_TMP}count").alias("count"),
+        F.coalesce(last(F.when(ok, v), upto), was["prev_value"]).alias("prev_value"),
+        F.coalesce(last(F.when(ok, t), upto), was["prev_time"]).alias("prev_time"),
+        F.coalesce(last(v, upto), was["prev_raw"]).alias("prev_raw"),
+        F.col(c.COUNT).alias("count"),
         (
             F.create_map(*(
-                x for i, rule in enumerate(stuck)
-                for x in (F.lit(rule.name), F.struct(F.col(f"{_TMP}run_start_{i}").alias("start"),
-                                                F.col(f"{_TMP}run_first_{i}").alias("first")))
-            )) if stuck else F.lit(None)
+                x for name in tracked
+                for x in (F.lit(name), F.struct(F.col(c.run_start(name)).alias("start"),
+                                                F.col(c.run_first(name)).alias("first")))
+            )) if tracked else F.lit(None)
         ).cast(_RUNS_TYPE).alias("runs"),
     )  # fmt: skip
-    return seq.withColumn(CARRY, F.when(F.col(f"{_TMP}in_order"), carry))
+    return seq.withColumn(CARRY, F.when(F.col(c.IN_ORDER), carry))
 
 
 def apply_rules(
@@ -349,12 +166,9 @@ def apply_rules(
     foreachBatch), not on a streaming one. `dq_failures` lists every failed rule (any action),
     empty when all passed.
     """
-    sequenced = any(isinstance(r.params, RateOfChangeParams | StuckParams) for r in rules)
-    checked = _with_sequences(rows, rules, carried=carried) if sequenced else rows
-    stuck_index = {
-        r.name: i for i, r in enumerate(r for r in rules if isinstance(r.params, StuckParams))
-    }
-    failures = [_failure(r, now_ms=now_ms, stuck_index=stuck_index) for r in rules]
+    sequenced = any(r.params.looks_back for r in rules)
+    checked = _with_sequences(rows, rules, carried=carried, now_ms=now_ms) if sequenced else rows
+    failures = [_failure(r, now_ms=now_ms) for r in rules]
     # The extra null keeps the array's type when there are no rules.
     everything = F.array(F.lit(None).cast(DQ_FAILURE_TYPE), *failures)
     carry = F.col(CARRY) if sequenced else F.lit(None).cast(_CARRY_TYPE)
@@ -475,6 +289,8 @@ def raise_on_fail_rules(
         )
         .first()
     )
+    if row is None:  # the failing rows were counted above, so one is there to show
+        raise AssertionError(f"no row failed {name!r} although {count} were counted")
     example = (
         f"{row['asset']} {row['sensor']} at event_time_ms {row['event_time_ms']}: {row['reason']}"
     )

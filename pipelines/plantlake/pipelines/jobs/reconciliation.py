@@ -15,6 +15,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from plantlake.adapters.spark import first_row
 from plantlake.pipelines.transforms.twin_state import latest_state
 
 RULE = "twin_reconciliation"
@@ -58,9 +59,11 @@ def reconcile(kept: DataFrame, twin: DataFrame | None) -> DataFrame:
 
 def reconciliation_metric(verdicts: DataFrame, *, batch_id: int) -> tuple:
     """The silver.dq_metrics row (batch_id, rule, action, checked, passed, failed)."""
-    counts = verdicts.agg(
-        F.count_if("compared").alias("checked"),
-        F.count_if(F.col("compared") & F.col("agrees")).alias("passed"),
-    ).first()
+    counts = first_row(
+        verdicts.agg(
+            F.count_if("compared").alias("checked"),
+            F.count_if(F.col("compared") & F.col("agrees")).alias("passed"),
+        )
+    )
     checked, passed = counts["checked"] or 0, counts["passed"] or 0
     return (batch_id, RULE, "warn", checked, passed, checked - passed)

@@ -21,7 +21,7 @@ from plantlake.adapters.delta import (
     require_table,
     writer_id,
 )
-from plantlake.adapters.spark import scheduler_pool
+from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.clock import now_ms
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import (
@@ -184,12 +184,14 @@ class _BatchWriter:
 
     def write(self, batch: DataFrame, batch_id: int) -> None:
         """Route one micro-batch of bronze rows (persisted by the caller) to the silver tables."""
-        stats = batch.agg(
-            F.count(F.lit(1)).alias("n"),
-            F.min("event_time_ms").alias("lo"),
-            F.max("event_time_ms").alias("hi"),
-        ).first()
-        if not stats or stats["n"] == 0:
+        stats = first_row(
+            batch.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.min("event_time_ms").alias("lo"),
+                F.max("event_time_ms").alias("hi"),
+            )
+        )
+        if stats["n"] == 0:
             return
         unique = dedup_batch(batch)
         # Keys an earlier batch already routed (also after a checkpoint reset or a replay).
@@ -203,9 +205,11 @@ class _BatchWriter:
         prepared = normalize_units(
             join_registry(unique, registry=self.registry), units=self.units
         ).localCheckpoint()
-        counts = prepared.agg(
-            F.count(F.lit(1)).alias("unique"), F.count("unit_error").alias("unit_errors")
-        ).first()
+        counts = first_row(
+            prepared.agg(
+                F.count(F.lit(1)).alias("unique"), F.count("unit_error").alias("unit_errors")
+            )
+        )
         state_path = SILVER_RULE_STATE.path(self.lake)
         carried = (
             read_delta(self.spark, state_path)

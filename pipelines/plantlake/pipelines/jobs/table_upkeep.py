@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from plantlake.adapters.spark import first_row
 from plantlake.core.config import Settings
 from plantlake.core.contracts import TABLES, TableRef
 
@@ -49,14 +50,14 @@ def maintain_table(
         return MaintenanceResult(ref.name, None, 0, False, skipped="table does not exist yet")
     columns = set(spark.read.format("delta").load(path).columns)
     cluster = tuple(c for c in ref.cluster_by if c in columns) or None
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    detail = first_row(spark.sql(f"DESCRIBE DETAIL delta.`{path}`"))
     wanted = ref.properties(columns)
     if any(detail.properties.get(key) != value for key, value in wanted.items()):
         assignments = ", ".join(f"'{key}' = '{value}'" for key, value in wanted.items())
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
     if cluster and tuple(detail.clusteringColumns or ()) != cluster:
         spark.sql(f"ALTER TABLE delta.`{path}` CLUSTER BY ({', '.join(cluster)})")
-    metrics = spark.sql(f"OPTIMIZE delta.`{path}`").first().metrics
+    metrics = first_row(spark.sql(f"OPTIMIZE delta.`{path}`")).metrics
     spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS")
     return MaintenanceResult(ref.name, cluster, int(metrics.numFilesRemoved), True)
 

@@ -17,9 +17,11 @@ approximated.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,24 +35,17 @@ from plantlake.core.contracts import (
     TableRef,
 )
 from plantlake.core.errors import SourceError
-from plantlake.pipelines.transforms.expectations import (
-    EventTimeParams,
-    KnownAssetParams,
-    QualityParams,
-    RangeParams,
-    RateOfChangeParams,
-    Rule,
-    StuckParams,
+from plantlake.pipelines.transforms.expectation_spec import (
+    Condition,
+    ExpectationSpec,
 )
+from plantlake.pipelines.transforms.expectations import Rule
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from plantlake.core.config import Settings
 
-# A warn rule's failing rows land in silver by design; a few are expected, a flood is not (a
-# whole edge node reporting Bad, every device clock drifting): the snapshot fails above 5 %.
-WARN_MOSTLY = 0.95
 # mean is a sum of sorted values divided by n: for n equal values it can land one rounding step
 # below their min (3 x 0.7 sums to 2.0999999999999996). 1e-6 in canonical units is far below any
 # sensor's resolution and far above the rounding of a few thousand values.
@@ -58,159 +53,13 @@ MEAN_TOLERANCE = 1e-6
 STREAM_ONLY = "stream-only"
 SKIPPED_MISSING = "skipped: does not exist yet"
 
-# Columns computed on the snapshot for the checks that relate two columns or need NaN as null.
-# Spark orders NaN above every number, so a NaN would read as "above the maximum"; the silver
-# job treats it as a missing value (excused when the quality is Bad), and so does this.
-VALUE = ("value_without_nan", "nanvl(value, CAST(NULL AS DOUBLE))")
-RECEIVE_LAG = ("receive_lag_ms", "unix_millis(receive_time) - event_time_ms")
+# Derived columns of the gold window checks (the rules' own are in expectation_spec).
 MEAN_MINUS_MIN = ("mean_minus_min", "`mean` - `min`")
 MAX_MINUS_MEAN = ("max_minus_mean", "`max` - `mean`")
 
 
-@dataclass(frozen=True)
-class Condition:
-    """One conjunct of a row condition: `column op value`, op one of ==, !=, in."""
-
-    column: str
-    op: str
-    value: str | tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ExpectationSpec:
-    """One expectation on one table, engine-neutral.
-
-    `expectation` is the class name in `great_expectations.expectations`, or None for a rule
-    that no snapshot expectation expresses (`note` says why). `row_condition` conjuncts select
-    the rows it checks; `derived` are (column, Spark SQL expression) it reads that the table
-    does not have.
-    """
-
-    table: str
-    rule: str
-    expectation: str | None
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    row_condition: tuple[Condition, ...] = ()
-    derived: tuple[tuple[str, str], ...] = ()
-    note: str = ""
-
-    @property
-    def stream_only(self) -> bool:
-        return self.expectation is None
-
-    def columns(self) -> set[str]:
-        """Every column the expectation reads (after the derived ones are added)."""
-        names = {c.column for c in self.row_condition}
-        for key in ("column", "column_A", "column_B"):
-            if key in self.kwargs:
-                names.add(self.kwargs[key])
-        names.update(self.kwargs.get("column_list", ()))
-        return names
-
-
-def _mostly(rule: Rule) -> float:
-    return WARN_MOSTLY if rule.action == "warn" else 1.0
-
-
-def _among(column: str, names: tuple[str, ...]) -> tuple[Condition, ...]:
-    # An empty list means every value, so no conjunct (as pipelines/plantlake/pipelines/jobs/quality.py's rule_scope).
-    return (Condition(column, "in", names),) if names else ()
-
-
-def _range_specs(rule: Rule, p: RangeParams, table: str) -> list[ExpectationSpec]:
-    scope = (
-        Condition("quantity", "==", p.quantity),
-        Condition("unit", "==", p.unit),
-        *_among("asset_class", p.asset_classes),
-        *_among("sensor", p.sensors),
-    )
-    bounds = {k: v for k, v in (("min_value", p.min), ("max_value", p.max)) if v is not None}
-    value = VALUE[0]
-    return [
-        ExpectationSpec(
-            table, rule.name, "ExpectColumnValuesToBeBetween",
-            {"column": value, **bounds, "mostly": _mostly(rule)},
-            row_condition=scope, derived=(VALUE,),
-        ),
-        # The range rule also fails a reading without a value unless its quality says Bad.
-        ExpectationSpec(
-            table, rule.name, "ExpectColumnValuesToNotBeNull",
-            {"column": value, "mostly": _mostly(rule)},
-            row_condition=(*scope, Condition("quality", "!=", "Bad")), derived=(VALUE,),
-        ),
-    ]  # fmt: skip
-
-
-def _event_time_specs(
-    rule: Rule, p: EventTimeParams, table: str, *, now_ms: int
-) -> list[ExpectationSpec]:
-    mostly = _mostly(rule)
-    specs = [
-        ExpectationSpec(
-            table, rule.name, "ExpectColumnValuesToNotBeNull",
-            {"column": "event_time_ms", "mostly": mostly},
-        )
-    ]  # fmt: skip
-    if p.max_future_seconds is not None:
-        limit = now_ms + int(p.max_future_seconds * 1000)
-        specs.append(
-            ExpectationSpec(
-                table, rule.name, "ExpectColumnValuesToBeBetween",
-                {"column": "event_time_ms", "max_value": limit, "mostly": mostly},
-            )
-        )  # fmt: skip
-    # receive_lag_ms = receive time - event time: negative when the device clock runs ahead.
-    lag = {}
-    if p.max_ahead_of_receive_seconds is not None:
-        lag["min_value"] = -int(p.max_ahead_of_receive_seconds * 1000)
-    if p.max_delay_seconds is not None:
-        lag["max_value"] = int(p.max_delay_seconds * 1000)
-    if lag:
-        specs.append(
-            ExpectationSpec(
-                table, rule.name, "ExpectColumnValuesToBeBetween",
-                {"column": RECEIVE_LAG[0], **lag, "mostly": mostly}, derived=(RECEIVE_LAG,),
-            )
-        )  # fmt: skip
-    return specs
-
-
-def _stream_only(rule: Rule, table: str) -> ExpectationSpec:
-    needs = {
-        "rate_of_change": "the previous plausible reading of the same sensor",
-        "stuck": "the run of readings of the same sensor before it",
-    }[rule.kind]
-    return ExpectationSpec(
-        table, rule.name, None,
-        note=f"not expressible as a snapshot expectation: a {rule.kind} rule compares a reading "
-        f"with {needs} in event-time order; checked by the silver streaming job only",
-    )  # fmt: skip
-
-
 def _rule_specs(rule: Rule, table: str, *, now_ms: int) -> list[ExpectationSpec]:
-    p = rule.params
-    if isinstance(p, RangeParams):
-        return _range_specs(rule, p, table)
-    if isinstance(p, EventTimeParams):
-        return _event_time_specs(rule, p, table, now_ms=now_ms)
-    if isinstance(p, KnownAssetParams):
-        return [
-            ExpectationSpec(
-                table, rule.name, "ExpectColumnValuesToNotBeNull",
-                {"column": "asset_class", "mostly": _mostly(rule)},
-            )
-        ]  # fmt: skip
-    if isinstance(p, QualityParams):
-        return [
-            ExpectationSpec(
-                table, rule.name, "ExpectColumnValuesToBeInSet",
-                {"column": "quality", "value_set": list(p.accepted), "mostly": _mostly(rule)},
-            )
-        ]  # fmt: skip
-    if isinstance(p, RateOfChangeParams | StuckParams):
-        return [_stream_only(rule, table)]
-    # parse_rules admits no other kind
-    raise AssertionError(f"no snapshot expectation for rule kind {rule.kind!r}")
+    return rule.params.expectation_specs(rule.name, rule.action, table, now_ms=now_ms)
 
 
 def suite_spec(rules: Sequence[Rule], *, now_ms: int) -> list[ExpectationSpec]:
@@ -395,15 +244,14 @@ def _condition(conditions: tuple[Condition, ...]):
             raise AssertionError(f"no GE condition for operator {c.op!r}")
     if not terms:
         return None
-    combined = terms[0]
-    for term in terms[1:]:
-        combined = combined & term
-    return combined
+    return reduce(operator.and_, terms)
 
 
 def _expectation(spec: ExpectationSpec, index: int):
     import great_expectations as gx
 
+    if spec.expectation is None:  # callers evaluate only specs that name an expectation
+        raise AssertionError(f"{spec.rule} has no snapshot expectation")
     cls = getattr(gx.expectations, spec.expectation)
     kwargs = dict(spec.kwargs)
     if condition := _condition(spec.row_condition):
@@ -577,7 +425,7 @@ def format_report(report: ValidationReport) -> str:
             rows.append((t.table, "-", "-", "-", t.reason))
             continue
         done = t.evaluated
-        passed = sum(o.success for o in done)
+        passed = sum(o.success is True for o in done)
         note = f"version {t.version}" if t.version is not None else ""
         rows.append((t.table, str(len(done)), str(passed), str(len(done) - passed), note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

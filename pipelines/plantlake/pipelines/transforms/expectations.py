@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
-from plantlake.core.contracts import QUALITIES
 from plantlake.core.errors import ConfigError
-from plantlake.core.units import quantity_of
+from plantlake.pipelines.transforms.rules import KINDS
+from plantlake.pipelines.transforms.rules.base import Rule, RuleParams
+from plantlake.pipelines.transforms.rules.event_time import EventTimeParams
+from plantlake.pipelines.transforms.rules.known_asset import KnownAssetParams
+from plantlake.pipelines.transforms.rules.quality import QualityParams
+from plantlake.pipelines.transforms.rules.range import RangeParams
+from plantlake.pipelines.transforms.rules.rate_of_change import RateOfChangeParams
+from plantlake.pipelines.transforms.rules.stuck import StuckParams
+
+# The kinds' params, importable from here as the rule files' vocabulary.
+__all__ = [
+    "ACTIONS", "BLOCKING_ACTIONS", "KINDS", "UNIT_RULE", "EventTimeParams",
+    "ExpectationConfigError", "KnownAssetParams", "QualityParams", "RangeParams",
+    "RateOfChangeParams", "Rule", "RuleParams", "StuckParams", "load_rules", "parse_rules",
+]  # fmt: skip
 
 # The rule files are package data of `plantlake.expectations` (the expectations/ folder).
 EXPECTATIONS_DIR = Path(str(files("plantlake.expectations")))
@@ -25,7 +38,6 @@ BLOCKING_ACTIONS = ("fail", "quarantine", "drop")
 # The job's own check that a reading's unit could be normalized (action quarantine); it is not
 # a rule file's rule, but dq_metrics and quarantine name it like one.
 UNIT_RULE = "unit"
-KINDS = ("range", "event_time", "known_asset", "quality", "rate_of_change", "stuck")
 _COMMON_KEYS = ("name", "kind", "action", "description")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -44,92 +56,6 @@ class ExpectationConfigError(ConfigError):
         self.rule = rule
 
 
-@dataclass(frozen=True)
-class RangeParams:
-    """Plausible physical range of `quantity`, in `unit` (the canonical unit silver stores)."""
-
-    quantity: str
-    unit: str
-    min: float | None = None
-    max: float | None = None
-    asset_classes: tuple[str, ...] = ()  # empty: every asset class, and unknown assets too
-    sensors: tuple[str, ...] = ()  # empty: every sensor of the quantity
-
-
-@dataclass(frozen=True)
-class EventTimeParams:
-    """Bounds on a reading's event time; each is optional, at least one is set."""
-
-    max_future_seconds: float | None = None  # ahead of processing time (`now_ms`)
-    max_ahead_of_receive_seconds: float | None = None  # device clock ahead of the edge's clock
-    max_delay_seconds: float | None = None  # event time older than receive time by more
-
-
-@dataclass(frozen=True)
-class KnownAssetParams:
-    pass
-
-
-@dataclass(frozen=True)
-class QualityParams:
-    accepted: tuple[str, ...] = ("Good",)
-
-
-@dataclass(frozen=True)
-class RateOfChangeParams:
-    """Largest plausible |Δvalue/Δt| between consecutive readings of one sensor, per second."""
-
-    quantity: str
-    unit: str
-    max_per_second: float
-    # Over shorter gaps a rate is dominated by noise and quantization: Δt counts as at least this.
-    min_seconds: float = 1.0
-    asset_classes: tuple[str, ...] = ()
-    sensors: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StuckParams:
-    """A sensor is stuck when at least `min_readings` consecutive readings spanning at least
-    `min_minutes` all stay within `epsilon` of the reading before them."""
-
-    quantities: tuple[str, ...]
-    min_minutes: float
-    min_readings: int
-    epsilon: float = 0.0
-    # Values a working sensor may hold exactly (0 A or 0 m3/h while the machine is stopped).
-    allowed_constant_values: tuple[float, ...] = ()
-
-
-Params = (
-    RangeParams
-    | EventTimeParams
-    | KnownAssetParams
-    | QualityParams
-    | RateOfChangeParams
-    | StuckParams
-)
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    kind: str
-    action: str
-    description: str
-    params: Params
-    source: str = field(default="", compare=False)
-
-
-# Per kind: the params dataclass, and which of its keys a rule must set.
-_PARAMS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "range": (RangeParams, ("quantity", "unit")),
-    "event_time": (EventTimeParams, ()),
-    "known_asset": (KnownAssetParams, ()),
-    "quality": (QualityParams, ()),
-    "rate_of_change": (RateOfChangeParams, ("quantity", "unit", "max_per_second")),
-    "stuck": (StuckParams, ("quantities", "min_minutes", "min_readings")),
-}
 _NUMBER_KEYS = {
     "min", "max", "max_per_second", "min_seconds", "epsilon", "min_minutes",
     "max_future_seconds", "max_ahead_of_receive_seconds", "max_delay_seconds",
@@ -167,56 +93,11 @@ def _typed(key: str, value: Any, fail) -> Any:
     raise AssertionError(f"no type declared for param {key!r}")  # a bug in this module
 
 
-def _check_values(params: Params, fail) -> None:
-    """Cross-field checks a type cannot express."""
-    if isinstance(params, RangeParams | RateOfChangeParams):
-        measured = quantity_of(params.unit)
-        # A unit pint does not know may belong to a quantity plantlake does not know yet: allow.
-        if measured is not None and measured != params.quantity:
-            fail("bad-value", f"unit {params.unit!r} measures {measured}, not {params.quantity}")
-    if isinstance(params, RangeParams):
-        if params.min is None and params.max is None:
-            fail("missing-param", "a range rule needs min, max or both")
-        if params.min is not None and params.max is not None and params.min > params.max:
-            fail("bad-value", f"min {params.min:g} is above max {params.max:g}")
-    if (
-        isinstance(params, RateOfChangeParams)
-        and min(params.max_per_second, params.min_seconds) <= 0
-    ):
-        fail("bad-value", "max_per_second and min_seconds must be above 0")
-    if isinstance(params, EventTimeParams):
-        bounds = (
-            params.max_future_seconds,
-            params.max_ahead_of_receive_seconds,
-            params.max_delay_seconds,
-        )
-        if all(b is None for b in bounds):
-            fail(
-                "missing-param",
-                "an event_time rule needs max_future_seconds, max_ahead_of_receive_seconds "
-                "or max_delay_seconds",
-            )
-        if any(b is not None and b < 0 for b in bounds):
-            fail("bad-value", "event time bounds must not be negative")
-    if isinstance(params, QualityParams):
-        if unknown := set(params.accepted) - set(QUALITIES):
-            fail("bad-value", f"accepted qualities {sorted(unknown)} are not in {QUALITIES}")
-        if not params.accepted:
-            fail("bad-value", "accepted must list at least one quality")
-    if isinstance(params, StuckParams):
-        if not params.quantities:
-            fail("bad-value", "quantities must list at least one quantity")
-        if params.min_minutes <= 0 or params.min_readings < 2:
-            fail("bad-value", "min_minutes must be above 0 and min_readings at least 2")
-        if params.epsilon < 0:
-            fail("bad-value", "epsilon must not be negative")
-
-
 def _parse_rule(body: Any, *, index: int, source: str) -> Rule:
     label = body.get("name") if isinstance(body, Mapping) else None
     rule_label = label if isinstance(label, str) and label else f"#{index + 1}"
 
-    def fail(code: str, message: str):
+    def fail(code: str, message: str) -> NoReturn:
         raise ExpectationConfigError(code, message, source=source, rule=rule_label)
 
     if not isinstance(body, Mapping):
@@ -229,12 +110,13 @@ def _parse_rule(body: Any, *, index: int, source: str) -> Rule:
     if not _NAME.fullmatch(body["name"]):
         fail("bad-value", "a rule name is lower_snake_case (it keys silver.dq_metrics)")
     kind, action = body["kind"], body["action"]
-    if kind not in _PARAMS:
+    if kind not in KINDS:
         fail("unknown-kind", f"kind {kind!r} is not one of {list(KINDS)}")
     if action not in ACTIONS:
         fail("unknown-action", f"action {action!r} is not one of {list(ACTIONS)}")
-    params_type, required = _PARAMS[kind]
-    allowed = set(params_type.__dataclass_fields__)
+    params_type = KINDS[kind]
+    required = params_type.required
+    allowed = {f.name for f in fields(params_type)}
     given = {k: v for k, v in body.items() if k not in _COMMON_KEYS}
     if unknown := set(given) - allowed:
         fail("unknown-param", f"unknown params {sorted(unknown)} for kind {kind}; "
@@ -242,7 +124,7 @@ def _parse_rule(body: Any, *, index: int, source: str) -> Rule:
     if missing := [k for k in required if k not in given]:
         fail("missing-param", f"kind {kind} needs {missing}")
     params = params_type(**{k: _typed(k, v, fail) for k, v in given.items()})
-    _check_values(params, fail)
+    params.check_values(fail)
     return Rule(body["name"], kind, action, body["description"].strip(), params, source=source)
 
 

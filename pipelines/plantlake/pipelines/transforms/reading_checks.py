@@ -17,19 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from plantlake.pipelines.transforms.expectations import (
-    BLOCKING_ACTIONS,
-    UNIT_RULE,
-    EventTimeParams,
-    KnownAssetParams,
-    QualityParams,
-    RangeParams,
-    RateOfChangeParams,
-    Rule,
-    StuckParams,
-)
+from plantlake.pipelines.transforms.expectations import BLOCKING_ACTIONS, UNIT_RULE, Rule
+from plantlake.pipelines.transforms.rules.base import Prepared, ReadingContext, SensorChecks
+
+__all__ = ["Prepared", "ReadingChecker", "Reference", "SensorChecks", "prepare"]
 
 # Quantities of edge window features with no unit (as pipelines.unit_conversion.UNITLESS_FEATURES).
 UNITLESS = frozenset(("ratio", "energy"))
@@ -72,23 +65,6 @@ class Reference:
         return None
 
 
-@dataclass(slots=True)
-class Prepared:
-    """A reading as the rules see it: canonical value (None for null or NaN) and unit, registry
-    columns, and `unit_error` when its unit could not be normalized (silver's `unit` rule)."""
-
-    asset: str
-    sensor: str
-    asset_class: str | None
-    quantity: str | None
-    value: float | None
-    unit: str | None
-    quality: str
-    event_time_ms: int
-    receive_time_ms: int
-    unit_error: bool
-
-
 def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
@@ -113,10 +89,12 @@ def prepare(record: Mapping, reference: Reference) -> Prepared:
     quantity = expected if expected is not None else (found.quantity if found else None)
     unitless = not given and quantity in UNITLESS
     source = _number(record.get("value"))
-    if error or found is None and not unitless:
+    if error:
         value, canonical = None, None
     elif unitless:
         value, canonical = source, None
+    elif found is None:
+        value, canonical = None, None
     else:
         value = None if source is None else source * found.scale + found.offset
         canonical = found.canonical
@@ -134,69 +112,6 @@ def prepare(record: Mapping, reference: Reference) -> Prepared:
     )
 
 
-@dataclass(slots=True)
-class SensorChecks:
-    """What the sequence rules carry per sensor between readings (by event time).
-
-    prev_value/prev_time: the last usable reading (not null, not Bad, inside its ranges), for
-    rate_of_change; prev_raw and count: the last non-null value and how many there were; runs:
-    per stuck rule, (event time, count) of the reading that began the current unchanged run.
-    """
-
-    last_time: int | None = None
-    prev_value: float | None = None
-    prev_time: int | None = None
-    prev_raw: float | None = None
-    count: int = 0
-    runs: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {
-            "last_time": self.last_time, "prev_value": self.prev_value,
-            "prev_time": self.prev_time, "prev_raw": self.prev_raw, "count": self.count,
-            "runs": {name: list(run) for name, run in self.runs.items()},
-        }  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: Mapping) -> SensorChecks:
-        runs = {name: (int(run[0]), int(run[1])) for name, run in data.get("runs", {}).items()}
-        fields = ("last_time", "prev_value", "prev_time", "prev_raw")
-        return cls(**{k: data.get(k) for k in fields}, count=int(data.get("count", 0)), runs=runs)
-
-
-def _in_scope(rule: Rule, r: Prepared) -> bool:
-    p = rule.params
-    if isinstance(p, RangeParams | RateOfChangeParams):
-        return (
-            r.quantity == p.quantity
-            and r.unit == p.unit
-            and (not p.asset_classes or r.asset_class in p.asset_classes)
-            and (not p.sensors or r.sensor in p.sensors)
-        )
-    if isinstance(p, StuckParams):
-        return r.quantity in p.quantities
-    return True
-
-
-def _range_fails(p: RangeParams, r: Prepared) -> bool:
-    v = r.value
-    if v is None:
-        return r.quality != "Bad"  # missing: the quality rule reports a Bad NaN, not this one
-    return (p.max is not None and v > p.max) or (p.min is not None and v < p.min)
-
-
-def _event_time_fails(p: EventTimeParams, r: Prepared, now_ms: int) -> bool:
-    t, received = r.event_time_ms, r.receive_time_ms
-    return (
-        (p.max_future_seconds is not None and t - now_ms > p.max_future_seconds * 1000)
-        or (
-            p.max_ahead_of_receive_seconds is not None
-            and t - received > p.max_ahead_of_receive_seconds * 1000
-        )
-        or (p.max_delay_seconds is not None and received - t > p.max_delay_seconds * 1000)
-    )
-
-
 class ReadingChecker:
     """Evaluates a rule set on one prepared reading and the sensor's carried `SensorChecks`."""
 
@@ -208,14 +123,15 @@ class ReadingChecker:
         self._scopes: dict[tuple, tuple[tuple[bool, ...], tuple[Rule, ...]]] = {}
 
     def _scope(self, r: Prepared) -> tuple[tuple[bool, ...], tuple[Rule, ...]]:
-        """(in scope, per rule of `rules`; the range rules in scope) for the reading's sensor."""
+        """(in scope, per rule of `rules`; the plausibility rules in scope) for the reading's
+        sensor."""
         key = (r.quantity, r.unit, r.asset_class, r.sensor)
         found = self._scopes.get(key)
         if found is None:
-            flags = tuple(_in_scope(rule, r) for rule in self.rules)
-            ranges = tuple(rule for rule, applies in zip(self.rules, flags, strict=True)
-                           if applies and isinstance(rule.params, RangeParams))  # fmt: skip
-            found = self._scopes[key] = (flags, ranges)
+            flags = tuple(rule.params.in_scope(r) for rule in self.rules)
+            bounds = tuple(rule for rule, applies in zip(self.rules, flags, strict=True)
+                           if applies and rule.params.bounds_plausibility)  # fmt: skip
+            found = self._scopes[key] = (flags, bounds)
         return found
 
     def failed_rules(self, r: Prepared, checks: SensorChecks, *, now_ms: int) -> list[str]:
@@ -228,70 +144,31 @@ class ReadingChecker:
         if r.unit_error:
             return [UNIT_RULE]
         v, t = r.value, r.event_time_ms
-        scoped, ranges = self._scope(r)
-        implausible = any(_range_fails(x.params, r) for x in ranges)
-        usable = v is not None and r.quality != "Bad" and not implausible
-        in_order = checks.last_time is None or t > checks.last_time
-        count = checks.count + (1 if v is not None else 0)
-        failed, runs = [], {}
+        scoped, bounds = self._scope(r)
+        ctx = ReadingContext(
+            checks,
+            now_ms,
+            in_order=checks.last_time is None or t > checks.last_time,
+            usable=False,  # known once the plausibility rules have looked at the value
+            count=checks.count + (1 if v is not None else 0),
+        )
+        implausible = any(x.params.fails(x.name, r, ctx) for x in bounds)
+        ctx.usable = v is not None and r.quality != "Bad" and not implausible
+        failed = []
         for rule, applies in zip(self.rules, scoped, strict=True):
-            p = rule.params
-            if not applies:
-                if isinstance(p, StuckParams) and in_order:
-                    runs[rule.name] = self._run(p, rule.name, checks, v, t, count)
-                continue
-            if isinstance(p, RangeParams):
-                fails = _range_fails(p, r)
-            elif isinstance(p, EventTimeParams):
-                fails = _event_time_fails(p, r, now_ms)
-            elif isinstance(p, KnownAssetParams):
-                fails = r.asset_class is None
-            elif isinstance(p, QualityParams):
-                fails = r.quality not in p.accepted
-            elif isinstance(p, RateOfChangeParams):
-                fails = in_order and usable and self._too_fast(p, checks, v, t)
-            elif isinstance(p, StuckParams):
-                if not in_order:
-                    continue
-                run = runs[rule.name] = self._run(p, rule.name, checks, v, t, count)
-                fails = self._stuck(p, v, t, count, run)
-            else:  # parse_rules admits no other kind
-                raise AssertionError(f"no evaluation for rule kind {rule.kind!r}")
-            if fails:
+            if ctx.in_order:  # what a rule tracks per sensor moves on, in scope or not
+                rule.params.advance(rule.name, r, ctx)
+            if applies and rule.params.fails(rule.name, r, ctx):
                 failed.append(rule.name)
-        if in_order:
+        if ctx.in_order:
             checks.last_time = t
-            if usable:
+            if ctx.usable:
                 checks.prev_value, checks.prev_time = v, t
             if v is not None:
-                checks.prev_raw, checks.count = v, count
-                checks.runs.update(runs)
+                checks.prev_raw, checks.count = v, ctx.count
+                checks.runs.update({k: run for k, run in ctx.runs.items() if run is not None})
         return failed
 
     def blocked(self, failed: Sequence[str]) -> bool:
         """Whether silver keeps the reading out of silver.telemetry (fail, quarantine or drop)."""
         return any(self._actions[name] in BLOCKING_ACTIONS for name in failed)
-
-    @staticmethod
-    def _too_fast(p: RateOfChangeParams, checks: SensorChecks, v: float, t: int) -> bool:
-        if checks.prev_value is None or checks.prev_time is None:
-            return False
-        dt_ms = max(t - checks.prev_time, p.min_seconds * 1000)
-        return abs(v - checks.prev_value) / (dt_ms / 1000) > p.max_per_second
-
-    @staticmethod
-    def _run(
-        p: StuckParams, name: str, checks: SensorChecks, v: float | None, t: int, count: int
-    ) -> tuple[int, int] | None:
-        """(start time, first count) of the unchanged run this reading is in."""
-        starts = v is not None and (checks.prev_raw is None or abs(v - checks.prev_raw) > p.epsilon)
-        return (t, count) if starts else checks.runs.get(name)
-
-    @staticmethod
-    def _stuck(
-        p: StuckParams, v: float | None, t: int, count: int, run: tuple[int, int] | None
-    ) -> bool:
-        if v is None or run is None or v in p.allowed_constant_values:
-            return False
-        start, first = run
-        return count - first + 1 >= p.min_readings and t - start >= p.min_minutes * 60_000

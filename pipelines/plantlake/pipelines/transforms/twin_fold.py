@@ -148,17 +148,15 @@ def liveness(row: TwinRow, lifecycle: Lifecycle, *, now_ms: int) -> tuple[str, s
     slo = row.freshness_slo_ms
     overdue_at = row.event_time_ms + slo
     overdue = now_ms > overdue_at
-    stale_at = min(
-        (x for x in (stale_reported, overdue_at if overdue else None) if x is not None),
-        default=None,
-    )
     if dead is not None:
         at, scope, node = dead
         return DEAD, f"{scope} {node} sent a death certificate after the last Good value", at
     if overdue:
-        return STALE, f"no Good value within the {slo // 1000} s freshness SLO", stale_at
-    if stale_at is not None:
-        return STALE, "the edge reported it stale after the last Good value", stale_at
+        # Stale since the earlier of the edge's report and the SLO running out.
+        since = overdue_at if stale_reported is None else min(stale_reported, overdue_at)
+        return STALE, f"no Good value within the {slo // 1000} s freshness SLO", since
+    if stale_reported is not None:
+        return STALE, "the edge reported it stale after the last Good value", stale_reported
     return ALIVE, "Good value within the freshness SLO", row.event_time_ms
 
 
