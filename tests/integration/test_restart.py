@@ -362,7 +362,7 @@ def test_gold_killed_mid_batch_then_restarted_equals_an_uninterrupted_run(
         _deliver(spark, reference, delivery)
         gold.process_batch(
             spark.createDataFrame(delivery, SILVER_SCHEMA), batch_id,
-            paths=GoldPaths.for_lake(reference.lake), app_id="reference", options=GoldOptions(),
+            paths=GoldPaths.for_lake(reference.lake), app_id="reference", options=GoldOptions.of(reference.pipeline),
         )  # fmt: skip
     expected = _gold_tables(spark, reference)
 

@@ -120,7 +120,8 @@ def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarm
     from mlflow.tracking import MlflowClient
 
     from plantlake.models.jobs.champions import champion
-    from plantlake.models.jobs.scoring import run_batch_scoring, streaming_scorer
+    from plantlake.models.jobs.scoring import run_batch_scoring
+    from plantlake.models.jobs.streaming_scorer import streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     settings = isolated_kafka.model_copy(
@@ -268,7 +269,7 @@ def test_scoring_skips_while_the_registry_is_down_and_catches_up_after(
     unreachable; the batches it skipped are scored once the registry answers again."""
     from mlflow.tracking import MlflowClient
 
-    from plantlake.models.jobs.scoring import streaming_scorer
+    from plantlake.models.jobs.streaming_scorer import streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     outage = Outage(isolated_kafka.mlflow.host, isolated_kafka.mlflow.port)
@@ -315,7 +316,7 @@ def test_a_champion_promotion_did_not_pass_is_not_loaded(isolated_kafka, spark, 
     from mlflow.tracking import MlflowClient
 
     from plantlake.models.jobs.champions import UntrustedChampion, champion
-    from plantlake.models.jobs.scoring import streaming_scorer
+    from plantlake.models.jobs.streaming_scorer import streaming_scorer
 
     run = uuid.uuid4().hex[:8]
     settings = isolated_kafka.model_copy(
@@ -344,7 +345,7 @@ def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spa
     """Issue 13 (stress): the job dies after Kafka acknowledged an alarm but before the order's
     `alerted_at` was stamped; the restarted job finds the order unannounced and must not send
     the same work order's alarm a second time."""
-    from plantlake.models.jobs import alarms, scoring
+    from plantlake.models.jobs import alarms, work_order_store
     from plantlake.models.logic.work_orders import OPEN, WorkOrder
 
     settings = isolated_kafka
@@ -355,7 +356,7 @@ def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spa
         threshold=THRESHOLD, horizon_hours=24.0, evidence="{}",
     )  # fmt: skip
     path = GOLD_WORK_ORDERS.path(settings.lake)
-    scoring.write_orders(spark, [order], path)
+    work_order_store.write_orders(spark, [order], path)
 
     class Crash(Exception):
         pass
@@ -367,11 +368,11 @@ def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spa
         patched.setattr(alarms.DeltaTable, "forPath", crash_before_the_stamp)
         with pytest.raises(Crash):
             alarms.announce(spark, settings, [order])
-    [unstamped] = scoring.read_orders(spark, path, assets=[PUMP])
+    [unstamped] = work_order_store.read_orders(spark, path, assets=[PUMP])
     assert unstamped.alerted_at_ms is None  # so the restarted job plans to announce it again
 
     assert alarms.announce(spark, settings, [unstamped]) == 0
-    [stamped] = scoring.read_orders(spark, path, assets=[PUMP])
+    [stamped] = work_order_store.read_orders(spark, path, assets=[PUMP])
     assert stamped.alerted_at_ms is not None
     alarms = consume_all(settings, topic("alarms").name(settings.kafka.topic_prefix), settle=3)
     assert [json.loads(m.value())["work_order_id"] for m in alarms] == ["wo-crash-1"]

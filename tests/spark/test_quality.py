@@ -3,15 +3,15 @@ per-rule metrics, the fail action's error, and rules that look back across the b
 
 import pytest
 
-from plantlake.pipelines.jobs.quality import (
-    ExpectationFailed,
+from plantlake.core.errors import ExpectationFailed
+from plantlake.pipelines.jobs.fail_rules import raise_on_fail_rules
+from plantlake.pipelines.transforms.expectations import load_rules, parse_rules
+from plantlake.pipelines.transforms.rule_evaluation import (
     apply_rules,
     carried_state,
-    raise_on_fail_rules,
     rule_metrics,
     split_by_action,
 )
-from plantlake.pipelines.transforms.expectations import load_rules, parse_rules
 
 pytestmark = pytest.mark.spark
 

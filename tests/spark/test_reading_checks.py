@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plantlake.pipelines.jobs.quality import apply_rules, carried_state
 from plantlake.pipelines.transforms.asset_registry import REGISTRY_SCHEMA, join_registry
 from plantlake.pipelines.transforms.expectations import load_rules
 from plantlake.pipelines.transforms.reading_checks import (
@@ -20,6 +19,7 @@ from plantlake.pipelines.transforms.reading_checks import (
     UnitRow,
     prepare,
 )
+from plantlake.pipelines.transforms.rule_evaluation import apply_rules, carried_state
 from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 
 pytestmark = pytest.mark.spark

@@ -12,7 +12,8 @@ from plantlake.core.contracts import (
     SILVER_TELEMETRY,
     SILVER_TELEMETRY_COLUMNS,
 )
-from plantlake.pipelines.jobs.validate import SKIPPED_MISSING, validate_lake
+from plantlake.pipelines.jobs.validate import validate_lake
+from plantlake.pipelines.transforms.validation_report import SKIPPED_MISSING
 
 pytestmark = pytest.mark.spark
 

@@ -78,3 +78,26 @@ def test_other_errors_are_not_kept():
         batch(None, 0)
     assert own_error(SimpleNamespace(name="bronze-d"), RuntimeError("ValueError: x")) is None
     assert SinkError("y").for_user() == "[sink]: y"
+
+
+def test_pipeline_up_raises_a_failed_rule_as_itself():
+    """`pipeline up` watches its queries instead of awaiting them: a query stopped by a failed
+    `fail` rule reaches the user as [expectation-failed], not as a generic stop."""
+    from plantlake.app.lake_path import query_failure
+
+    error = _failed_rule()
+    failure = _run_batch("cold-d", error)
+    raised = query_failure(SimpleNamespace(name="cold-d"), failure)
+    assert raised is error and raised.code == "expectation-failed"
+    assert raised.__cause__ is failure
+
+
+def test_pipeline_up_reports_any_other_stop_with_spark_s_reason():
+    from plantlake.app.lake_path import query_failure
+
+    failure = RuntimeError("[STREAM_FAILED] S3 connection refused")
+    raised = query_failure(SimpleNamespace(name="bronze-e"), failure)
+    assert raised.code == "plantlake" and "bronze-e query stopped" in raised.message
+    assert "S3 connection refused" in raised.message and raised.__cause__ is failure
+    stopped = query_failure(SimpleNamespace(name="bronze-f"), None)
+    assert "stopped without an error" in stopped.message

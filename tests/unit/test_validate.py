@@ -3,20 +3,17 @@
 from pathlib import Path
 
 from plantlake.core.contracts import GOLD_TELEMETRY_1M, GOLD_TWIN_STATE, SILVER_TELEMETRY
-from plantlake.pipelines.jobs.validate import (
+from plantlake.core.expectation_spec import Condition, ExpectationSpec
+from plantlake.pipelines.transforms.expectations import load_rules, parse_rules
+from plantlake.pipelines.transforms.lake_expectations import gold_specs, lake_specs, suite_spec
+from plantlake.pipelines.transforms.validation_report import (
     SKIPPED_MISSING,
-    Condition,
     ExpectationOutcome,
-    ExpectationSpec,
     TableValidation,
     ValidationReport,
     format_report,
-    gold_specs,
-    lake_specs,
     outcome_from_result,
-    suite_spec,
 )
-from plantlake.pipelines.transforms.expectations import load_rules, parse_rules
 
 NOW_MS = 1_750_000_000_000
 

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+from pyspark.sql import DataFrame
+from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.batch_errors import keep_errors
 from plantlake.core.config import Settings, local_checkpoint_root
@@ -82,16 +83,24 @@ def checkpoint_lock(settings: Settings, checkpoint: str, job: str) -> Checkpoint
 
 
 def start_exclusive(
-    writer: DataStreamWriter,
+    source: DataFrame,
     write_batch: Callable,
     settings: Settings,
     checkpoint: str,
     *,
     job: str,
+    every: str | None,
 ) -> StreamingQuery:
-    """Start `writer` with `write_batch` for each micro-batch, holding the checkpoint's lock
-    until the query ends (or fails). The query's name is `job`; a PlantlakeError a batch raises
-    is kept for `await_query` (plantlake.adapters.batch_errors)."""
+    """Start a query named `job` over the streaming `source` that hands each micro-batch to
+    `write_batch`, holding the checkpoint's lock until the query ends (or fails).
+
+    `every` is the processing-time trigger ("10 seconds"); None processes what is available
+    and stops. A PlantlakeError a batch raises is kept for `await_query`
+    (plantlake.adapters.batch_errors).
+    """
+    writer = source.writeStream.queryName(job).option("checkpointLocation", checkpoint)
+    writer = writer.trigger(availableNow=True) if every is None else writer.trigger(
+        processingTime=every)  # fmt: skip
     lock = checkpoint_lock(settings, checkpoint, job).acquire()
     try:
         query = writer.foreachBatch(keep_errors(job, write_batch)).start()

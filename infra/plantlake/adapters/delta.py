@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -112,7 +112,39 @@ def idempotent_dml(session: SparkSession, *, app_id: str, batch_id: int) -> Iter
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
+    """Whether `path` holds a Delta table (a folder without a _delta_log is not one)."""
     return DeltaTable.isDeltaTable(spark, path)
+
+
+def upsert(
+    rows: DataFrame,
+    path: str,
+    *,
+    on: str,
+    app_id: str | None,
+    batch_id: int = 0,
+    when_matched: str | None = None,
+    update: Mapping[str, str] | None = None,
+) -> None:
+    """Create the table from `rows` when it is missing, else MERGE them into it on `on`
+    (`t.` the table, `s.` the rows): a matched row is updated (every column, or only `update`)
+    where `when_matched` holds, an unmatched one inserted.
+
+    With `app_id`, a retried (app_id, batch_id) changes nothing; without, each call is its own
+    write (a batch job that recomputes what it writes).
+    """
+    session = rows.sparkSession
+    if not table_exists(session, path):
+        append_once(rows, path, app_id=app_id or f"upsert:{uuid.uuid4()}", batch_id=batch_id)
+        return
+    guard = idempotent_dml(session, app_id=app_id, batch_id=batch_id) if app_id else nullcontext()
+    with guard:
+        merge = DeltaTable.forPath(session, path).alias("t").merge(rows.alias("s"), on)
+        if update is None:
+            merge = merge.whenMatchedUpdateAll(condition=when_matched)
+        else:
+            merge = merge.whenMatchedUpdate(condition=when_matched, set=dict(update))
+        merge.whenNotMatchedInsertAll().execute()
 
 
 def append_unless_empty(
@@ -131,7 +163,7 @@ def append_unless_empty(
 def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hint: str) -> str:
     """The table's path; raises SourceError naming it and what to run when it is not there yet."""
     path = ref.path(lake)
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         raise SourceError(f"{ref.name} is not a Delta table at {path}.", hint=hint)
     return path
 
@@ -141,5 +173,9 @@ def delta_version(spark: SparkSession, path: str) -> int:
     return int(first_row(DeltaTable.forPath(spark, path).history(1).select("version"))[0])
 
 
-def read_delta(spark: SparkSession, path: str) -> DataFrame:
-    return spark.read.format("delta").load(path)
+def read_delta(spark: SparkSession, path: str, *, version: int | None = None) -> DataFrame:
+    """The table at `path`, as of Delta `version` when given (what lineage recorded)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)

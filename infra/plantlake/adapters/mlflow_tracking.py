@@ -31,3 +31,10 @@ def use_tracking_server(settings: Settings):
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(settings.mlflow.uri)
     return MlflowClient(tracking_uri=settings.mlflow.uri)
+
+
+def fail_fast_requests() -> None:
+    """Let an unreachable tracking server fail a request within seconds (MLflow's defaults
+    retry for minutes); a setting the caller already made wins."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")

@@ -324,7 +324,8 @@ def validate(
 ) -> None:
     """Great Expectations checkpoint over silver and gold from the same YAML rules; Data Docs HTML."""
     from plantlake.adapters.spark import get_spark
-    from plantlake.pipelines.jobs.validate import format_report, validate_lake
+    from plantlake.pipelines.jobs.validate import validate_lake
+    from plantlake.pipelines.transforms.validation_report import format_report
 
     settings = _settings()
     spark = get_spark(settings, app_name="plantlake-validate")

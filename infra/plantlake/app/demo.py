@@ -93,11 +93,10 @@ def run_edge_processes(
 def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms: int) -> None:
     """Refine what landed: silver (units, registry, rules, quarantine), gold (aggregates), and the
     hot path's twin state."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     from plantlake.adapters.batch_errors import await_query
-    from plantlake.adapters.delta import read_delta
+    from plantlake.adapters.delta import read_delta, table_exists
     from plantlake.core.contracts import (
         GOLD_TWIN_STATE,
         REFERENCE_UNITS,
@@ -108,7 +107,7 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     from plantlake.pipelines.jobs.hot_path import HotPath
     from plantlake.simulator.plant import build_plant
 
-    if not DeltaTable.isDeltaTable(spark, REFERENCE_UNITS.path(settings.lake)):
+    if not table_exists(spark, REFERENCE_UNITS.path(settings.lake)):
         silver.load_reference(
             spark, settings, build_plant(settings.simulator.seed), edge_window_features(settings)
         )

@@ -41,10 +41,10 @@ def _step(console: Console, what: str, began: float) -> float:
 
 def run_ml_demo(spark, settings: Settings, console: Console) -> int:
     """History → bronze → silver → CMMS → features → train → promote → score → work orders."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     from plantlake.adapters.batch_errors import await_query
+    from plantlake.adapters.delta import read_delta, table_exists
     from plantlake.core.contracts import GOLD_FEATURES, GOLD_WORK_ORDERS, SILVER_MAINTENANCE_EVENTS
     from plantlake.models.jobs.promotion import promote
     from plantlake.models.jobs.scoring import run_batch_scoring
@@ -72,7 +72,7 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
         loaded = load_cmms_export(spark, ml.lake, history.cmms_path)
         console.print(f"  {SILVER_MAINTENANCE_EVENTS.name}: {loaded.total} CMMS events")
         await_query(gold_features.run(spark, ml, once=True))
-        rows = spark.read.format("delta").load(GOLD_FEATURES.path(ml.lake)).count()
+        rows = read_delta(spark, GOLD_FEATURES.path(ml.lake)).count()
         t = _step(console, f"{GOLD_FEATURES.name}: {rows} rows", t)
         report = train_models(spark, ml, console=console)
         t = _step(console, "training", t)
@@ -92,8 +92,8 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
                         f"{q.mean_lead_time_h:.1f} h", f"{q.false_alarms_per_asset_day:.2f}")  # fmt: skip
     console.print(quality)
     orders_path = GOLD_WORK_ORDERS.path(ml.lake)
-    if DeltaTable.isDeltaTable(spark, orders_path):
-        orders = spark.read.format("delta").load(orders_path)
+    if table_exists(spark, orders_path):
+        orders = read_delta(spark, orders_path)
         counts = orders.groupBy("status").count().collect()
         console.print(
             f"{GOLD_WORK_ORDERS.name}: " + ", ".join(f"{r['count']} {r.status}" for r in counts)

@@ -92,7 +92,7 @@ def run_layer(
 
 def scoring_hook(settings: Settings):
     """The features job's hook that scores with the champions (plantlake.models.jobs.scoring)."""
-    from plantlake.models.jobs.scoring import streaming_scorer
+    from plantlake.models.jobs.streaming_scorer import streaming_scorer
 
     return streaming_scorer(settings)
 

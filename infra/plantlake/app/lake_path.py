@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from plantlake.adapters.batch_errors import await_query
+from plantlake.adapters.batch_errors import await_query, own_error
 from plantlake.adapters.checkpoints import adopt_legacy_checkpoints
 from plantlake.adapters.restarts import backoff_s, failed_for_good, failure_reason
 from plantlake.core.config import Settings
@@ -116,6 +116,24 @@ def status_table(queries, hot: dict | None, hot_alive: bool, features: FeatureSc
     return table
 
 
+def query_failure(query, error: BaseException | None) -> PlantlakeError:
+    """What `pipeline up` raises for a query that stopped for good: the PlantlakeError a
+    micro-batch raised (a failed `fail` rule) as itself, else one naming the query and quoting
+    Spark's failure."""
+    own = own_error(query, error) if error is not None else None
+    if own is not None:
+        own.__cause__ = error
+        return own
+    stopped = PlantlakeError(
+        f"The {query.name} query stopped: {error}"
+        if error is not None
+        else f"The {query.name} query stopped without an error.",
+        hint="Its log is above; fix the cause and run `pipeline up` again.",
+    )
+    stopped.__cause__ = error
+    return stopped
+
+
 def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> None:
     """Run the lake path until Ctrl-C or SIGTERM (see the module doc); raises the first failure."""
     from plantlake.adapters.spark import get_spark
@@ -157,10 +175,7 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
                     count = 1 if query.recentProgress else restarts.get(query.name, 0) + 1
                     if (error is None or failed_for_good(error)
                             or count > settings.pipeline.restarts):  # fmt: skip
-                        raise PlantlakeError(
-                            f"The {query.name} query stopped: {error}",
-                            hint="Its log is above; fix the cause and run `pipeline up` again.",
-                        )
+                        raise query_failure(query, error)
                     restarts[query.name] = count
                     wait_s = backoff_s(count)
                     console.print(f"{query.name} failed ({failure_reason(error)}); restart "

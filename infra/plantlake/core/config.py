@@ -345,6 +345,19 @@ class PipelineSettings(_Section):
     cold_trigger: str = Field(
         "30 seconds", description="processingTime of the cold path (silver + aggregates)."
     )
+    silver_trigger: str = Field(
+        "10 seconds", description="processingTime of a continuous `pipeline run silver`."
+    )
+    gold_trigger: str = Field(
+        "10 seconds", description="processingTime of a continuous `pipeline run gold`."
+    )
+    gold_watermark_delay_minutes: float = Field(
+        15.0,
+        gt=0,
+        description="How far behind a sensor's newest Good reading a gold window stays open "
+        "(covers OPC UA's HistoryRead backfill after an outage); later readings go to "
+        "gold.late_data.",
+    )
     features_trigger: str = Field(
         "30 seconds",
         description="processingTime of a continuous `pipeline run features` (gold.features and "

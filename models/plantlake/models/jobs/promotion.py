@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
 
+from plantlake.adapters.delta import read_delta
 from plantlake.core.config import Settings
 from plantlake.core.contracts import GOLD_FEATURES
 from plantlake.core.errors import PlantlakeError
@@ -89,7 +90,7 @@ def smoke_score(spark: SparkSession, settings: Settings, model_uri: str, *, rows
     """Score the newest gold.features rows through spark_udf; returns how many scored finitely."""
     import mlflow.pyfunc
 
-    features = spark.read.format("delta").load(GOLD_FEATURES.path(settings.lake))
+    features = read_delta(spark, GOLD_FEATURES.path(settings.lake))
     sample = features.orderBy(F.col("feature_time_ms").desc()).limit(rows)
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")
     frame: pd.DataFrame = sample.select(udf(F.struct(*FEATURE_COLUMNS)).alias("score")).toPandas()

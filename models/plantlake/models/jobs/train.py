@@ -25,7 +25,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 
-from plantlake.adapters.delta import delta_version, require_table
+from plantlake.adapters.delta import delta_version, read_delta, require_table
 from plantlake.adapters.mlflow_tracking import use_tracking_server
 from plantlake.core.clock import iso_ms
 from plantlake.core.config import ModelSettings, Settings
@@ -104,16 +104,14 @@ def read_inputs(
     }
     # Read the exact versions recorded as lineage, not whatever is newest a moment later.
     features = (
-        spark.read.format("delta").option("versionAsOf", versions[GOLD_FEATURES.name])
-        .load(GOLD_FEATURES.path(lake))
+        read_delta(spark, GOLD_FEATURES.path(lake), version=versions[GOLD_FEATURES.name])
         .select("asset", "asset_class", "feature_time_ms", "knowable_at_ms", *FEATURE_COLUMNS)
     )  # fmt: skip
-    events = (
-        spark.read.format("delta")
-        .option("versionAsOf", versions[SILVER_MAINTENANCE_EVENTS.name])
-        .load(SILVER_MAINTENANCE_EVENTS.path(lake))
-        .select("asset", "event", "failure_mode", "event_time_ms")
-    )
+    events = read_delta(
+        spark,
+        SILVER_MAINTENANCE_EVENTS.path(lake),
+        version=versions[SILVER_MAINTENANCE_EVENTS.name],
+    ).select("asset", "event", "failure_mode", "event_time_ms")
     if cutoff_ms is not None:
         features = features.where(F.col("feature_time_ms") <= cutoff_ms)
         events = events.where(F.col("event_time_ms") <= cutoff_ms)

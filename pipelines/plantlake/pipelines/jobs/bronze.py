@@ -493,15 +493,12 @@ def run(spark: SparkSession, settings: Settings, *, once: bool) -> StreamingQuer
     source = read_kafka_stream(
         spark, settings, ",".join(topics), max_per_trigger=options.bronze_max_offsets
     )
-    writer = source.writeStream.queryName("bronze").option("checkpointLocation", checkpoint)
-    if once:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=options.bronze_trigger)
+    every = None if once else options.bronze_trigger
     existing: set[str] = set()
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         land_batch(batch, settings, app_id=app_id, batch_id=batch_id, existing=existing)
 
     with scheduler_pool(spark, "bronze"):
-        return start_exclusive(writer, write_batch, settings, checkpoint, job="bronze")
+        return start_exclusive(source, write_batch, settings, checkpoint, job="bronze",
+                               every=every)  # fmt: skip

@@ -23,6 +23,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from plantlake.adapters.delta import read_delta
 from plantlake.adapters.spark import first_row
 from plantlake.core.config import LakeSettings
 from plantlake.core.contracts import SILVER_MAINTENANCE_EVENTS, Column
@@ -207,5 +208,5 @@ def load_cmms_export(spark: SparkSession, lake: LakeSettings, path: Path) -> Cmm
     events = read_cmms_export(path)
     table = SILVER_MAINTENANCE_EVENTS.path(lake)
     inserted, updated = merge_events(spark, event_rows(spark, events, source_file=str(path)), table)
-    total = spark.read.format("delta").load(table).count()
+    total = read_delta(spark, table).count()
     return CmmsLoad(str(path), len(events), inserted, updated, total)

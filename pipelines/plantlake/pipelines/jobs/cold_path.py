@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.checkpoints import start_exclusive
-from plantlake.adapters.delta import append_once, read_delta, writer_id
+from plantlake.adapters.delta import append_once, read_delta, table_exists, writer_id
 from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import Settings
 from plantlake.core.contracts import (
@@ -73,7 +72,7 @@ def run(
     lake = settings.lake
     checkpoint = lake.checkpoint_path("cold")
     route = silver.batch_writer(spark, lake, checkpoint=checkpoint, rules=rules)
-    options = options or gold.GoldOptions()
+    options = options or gold.GoldOptions.of(settings.pipeline)
     paths = gold.GoldPaths.for_lake(lake)
     gold_app = f"gold:{writer_id(spark, checkpoint)}"
     silver_path = SILVER_TELEMETRY.path(lake)
@@ -88,9 +87,7 @@ def run(
             route.write(batch, batch_id)
             kept = silver_rows_of(batch, silver_path).persist()
             gold.process_batch(kept, batch_id, paths=paths, app_id=gold_app, options=options)
-            twin = (
-                read_delta(spark, twin_path) if DeltaTable.isDeltaTable(spark, twin_path) else None
-            )
+            twin = read_delta(spark, twin_path) if table_exists(spark, twin_path) else None
             metric = reconciliation_metric(reconcile(kept, twin), batch_id=batch_id)
             row = spark.createDataFrame([metric], silver.DQ_METRICS_SCHEMA)
             append_once(row.withColumn("batch_time", F.current_timestamp()), metrics_path,
@@ -101,10 +98,6 @@ def run(
             batch.unpersist()
 
     source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
-    writer = source.writeStream.queryName("cold").option("checkpointLocation", checkpoint)
-    if once:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=settings.pipeline.cold_trigger)
+    every = None if once else settings.pipeline.cold_trigger
     with scheduler_pool(spark, "cold"):
-        return start_exclusive(writer, write_batch, settings, checkpoint, job="cold")
+        return start_exclusive(source, write_batch, settings, checkpoint, job="cold", every=every)

@@ -21,24 +21,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import (
-    append_once,
     append_unless_empty,
-    idempotent_dml,
     overwrite_once,
     read_delta,
     require_table,
+    table_exists,
+    upsert,
     writer_id,
 )
 from plantlake.adapters.spark import first_row
 from plantlake.core import clock
-from plantlake.core.config import LakeSettings, Settings
+from plantlake.core.config import LakeSettings, PipelineSettings, Settings
 from plantlake.core.contracts import (
     GOLD_LATE_DATA,
     GOLD_OPEN_WINDOWS,
@@ -69,13 +68,16 @@ WINDOW_TABLES: Mapping[str, TableRef] = {"1m": GOLD_TELEMETRY_1M, "5m": GOLD_TEL
 
 @dataclass(frozen=True)
 class GoldOptions:
-    """Tunables of the gold job (plain values; Settings has no gold section yet)."""
+    """What a gold micro-batch needs of the settings (`pipeline.gold_*`)."""
 
     # How far behind a sensor's newest Good reading a window stays open. Covers OPC UA's
     # HistoryRead backfill, which lands after live values resumed; a replay after a longer
     # outage is not late at all, as the sensor's watermark stood still meanwhile.
-    watermark_delay_ms: int = 15 * 60_000
-    trigger: str = "10 seconds"
+    watermark_delay_ms: int
+
+    @classmethod
+    def of(cls, pipeline: PipelineSettings) -> GoldOptions:
+        return cls(watermark_delay_ms=int(pipeline.gold_watermark_delay_minutes * 60_000))
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class GoldPaths:
 
 
 def _read_if_exists(session: SparkSession, path: str) -> DataFrame | None:
-    return read_delta(session, path) if DeltaTable.isDeltaTable(session, path) else None
+    return read_delta(session, path) if table_exists(session, path) else None
 
 
 def merge_windows(
@@ -109,22 +111,11 @@ def merge_windows(
     `span_ms` = [lo, hi) bounds every window_start_ms in `source`; it is a predicate on the
     target alone, so Delta reads only the files whose windows can match, not the whole table.
     """
-    session = source.sparkSession
-    if not DeltaTable.isDeltaTable(session, path):
-        append_once(source, path, app_id=app_id, batch_id=batch_id)
-        return
     lo, hi = span_ms
     # Both window tables have one key (GOLD_TELEMETRY_5M's is the same).
     span = f"t.window_start_ms >= {int(lo)} AND t.window_start_ms < {int(hi)}"
     on = f"{span} AND {GOLD_TELEMETRY_1M.merge_on()}"
-    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
-        (
-            DeltaTable.forPath(session, path).alias("t")
-            .merge(source.alias("s"), on)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )  # fmt: skip
+    upsert(source, path, on=on, app_id=app_id, batch_id=batch_id)
 
 
 def merge_watermarks(readings: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
@@ -134,19 +125,9 @@ def merge_watermarks(readings: DataFrame, path: str, *, app_id: str, batch_id: i
         .groupBy("asset", "sensor")
         .agg(F.max("event_time_ms").alias("event_time_ms"))
     )
-    session = readings.sparkSession
-    if not DeltaTable.isDeltaTable(session, path):
-        append_once(newest, path, app_id=app_id, batch_id=batch_id)
-        return
-    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
-        (
-            DeltaTable.forPath(session, path).alias("t")
-            .merge(newest.alias("s"), GOLD_WATERMARKS.merge_on())
-            .whenMatchedUpdate(condition="s.event_time_ms > t.event_time_ms",
-                               set={"event_time_ms": "s.event_time_ms"})
-            .whenNotMatchedInsertAll()
-            .execute()
-        )  # fmt: skip
+    upsert(newest, path, on=GOLD_WATERMARKS.merge_on(), app_id=app_id, batch_id=batch_id,
+           when_matched="s.event_time_ms > t.event_time_ms",
+           update={"event_time_ms": "s.event_time_ms"})  # fmt: skip
 
 
 def process_batch(
@@ -237,7 +218,7 @@ def _held_windows(
     rows silver wrote since belong to later batches, which add them themselves).
     """
     session = readings.sparkSession
-    if DeltaTable.isDeltaTable(session, paths.open_windows):
+    if table_exists(session, paths.open_windows):
         return read_delta(session, paths.open_windows)
     written_by = first_row(readings.agg(F.max(F.unix_micros("silver_time"))))[0]
     earlier = (
@@ -258,7 +239,7 @@ def run(
     spark: SparkSession, settings: Settings, *, once: bool, options: GoldOptions | None = None
 ) -> StreamingQuery:
     """Start the gold query over silver.telemetry; `once` processes what is available and stops."""
-    options = options or GoldOptions()
+    options = options or GoldOptions.of(settings.pipeline)
     paths = GoldPaths.for_lake(settings.lake)
     require_table(
         spark, SILVER_TELEMETRY, settings.lake, hint="Run `plantlake pipeline run silver` first."
@@ -270,10 +251,5 @@ def run(
         process_batch(batch, batch_id, paths=paths, app_id=app_id, options=options)
 
     source = spark.readStream.format("delta").load(paths.silver)
-    writer = source.writeStream.queryName("gold").option("checkpointLocation", checkpoint)
-    writer = (
-        writer.trigger(availableNow=True)
-        if once
-        else writer.trigger(processingTime=options.trigger)
-    )
-    return start_exclusive(writer, write_batch, settings, checkpoint, job="gold")
+    every = None if once else settings.pipeline.gold_trigger
+    return start_exclusive(source, write_batch, settings, checkpoint, job="gold", every=every)

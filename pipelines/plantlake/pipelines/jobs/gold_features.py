@@ -17,17 +17,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import (
-    append_once,
-    idempotent_dml,
     read_delta,
     require_table,
+    table_exists,
+    upsert,
     writer_id,
 )
 from plantlake.adapters.spark import first_row, scheduler_pool
@@ -114,23 +113,12 @@ def touched(batch: DataFrame, *, step_ms: int) -> DataFrame:
 
 def merge_features(features: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
     """Upsert feature rows on (asset, feature_time_ms); a retried batch changes nothing."""
-    session = features.sparkSession
-    if not DeltaTable.isDeltaTable(session, path):
-        append_once(features, path, app_id=app_id, batch_id=batch_id)
-        return
-    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
-        (
-            DeltaTable.forPath(session, path).alias("t")
-            .merge(features.alias("s"), GOLD_FEATURES.merge_on())
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )  # fmt: skip
+    upsert(features, path, on=GOLD_FEATURES.merge_on(), app_id=app_id, batch_id=batch_id)
 
 
 def _maintenance(session: SparkSession, settings: Settings) -> DataFrame:
     path = SILVER_MAINTENANCE_EVENTS.path(settings.lake)
-    if DeltaTable.isDeltaTable(session, path):
+    if table_exists(session, path):
         return read_delta(session, path)
     return session.createDataFrame([], "asset string, event string, event_time_ms long")
 
@@ -202,10 +190,7 @@ def run(
         print(f"features: batch {batch_id} done in {time.monotonic() - started:.1f}s", flush=True)
 
     source = spark.readStream.format("delta").load(SILVER_TELEMETRY.path(lake))
-    writer = source.writeStream.queryName("features").option("checkpointLocation", checkpoint)
-    if once:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=settings.pipeline.features_trigger)
+    every = None if once else settings.pipeline.features_trigger
     with scheduler_pool(spark, "features"):
-        return start_exclusive(writer, write_batch, settings, checkpoint, job="features")
+        return start_exclusive(source, write_batch, settings, checkpoint, job="features",
+                               every=every)  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -14,11 +13,11 @@ from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import (
-    append_once,
     append_unless_empty,
-    idempotent_dml,
     read_delta,
     require_table,
+    table_exists,
+    upsert,
     writer_id,
 )
 from plantlake.adapters.spark import first_row, scheduler_pool
@@ -37,14 +36,7 @@ from plantlake.core.contracts import (
     TableRef,
 )
 from plantlake.core.plant import Plant
-from plantlake.pipelines.jobs.quality import (
-    DQ_FAILURES_TYPE,
-    apply_rules,
-    carried_state,
-    raise_on_fail_rules,
-    rule_metrics,
-    split_by_action,
-)
+from plantlake.pipelines.jobs.fail_rules import raise_on_fail_rules
 from plantlake.pipelines.transforms.asset_registry import (
     REGISTRY_SCHEMA,
     join_registry,
@@ -52,6 +44,13 @@ from plantlake.pipelines.transforms.asset_registry import (
 )
 from plantlake.pipelines.transforms.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.transforms.expectations import UNIT_RULE, Rule, load_rules
+from plantlake.pipelines.transforms.rule_evaluation import (
+    DQ_FAILURES_TYPE,
+    apply_rules,
+    carried_state,
+    rule_metrics,
+    split_by_action,
+)
 from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 
 # silver.dq_metrics without batch_time, which is stamped at write.
@@ -149,18 +148,8 @@ def load_reference(
 
 def merge_rule_state(state: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
     """Move silver.rule_state forward to `state` (CARRIED_SCHEMA), per sensor, exactly once."""
-    session = state.sparkSession
-    if not DeltaTable.isDeltaTable(session, path):
-        append_once(state, path, app_id=app_id, batch_id=batch_id)
-        return
-    with idempotent_dml(session, app_id=app_id, batch_id=batch_id):
-        (
-            DeltaTable.forPath(session, path).alias("t")
-            .merge(state.alias("s"), SILVER_RULE_STATE.merge_on())
-            .whenMatchedUpdateAll(condition="s.last_time > t.last_time")
-            .whenNotMatchedInsertAll()
-            .execute()
-        )  # fmt: skip
+    upsert(state, path, on=SILVER_RULE_STATE.merge_on(), app_id=app_id, batch_id=batch_id,
+           when_matched="s.last_time > t.last_time")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -212,9 +201,7 @@ class _BatchWriter:
         )
         state_path = SILVER_RULE_STATE.path(self.lake)
         carried = (
-            read_delta(self.spark, state_path)
-            if DeltaTable.isDeltaTable(self.spark, state_path)
-            else None
+            read_delta(self.spark, state_path) if table_exists(self.spark, state_path) else None
         )
         checked = apply_rules(
             prepared.where(F.col("unit_error").isNull()),
@@ -257,7 +244,7 @@ class _BatchWriter:
         """A table's rows with event_time_ms in [lo_ms, hi_ms] (Delta skips files by min/max),
         or None when the table does not exist yet."""
         path = ref.path(self.lake)
-        if not DeltaTable.isDeltaTable(self.spark, path):
+        if not table_exists(self.spark, path):
             return None
         return read_delta(self.spark, path).where(F.col("event_time_ms").between(lo_ms, hi_ms))
 
@@ -316,9 +303,7 @@ def run(
     checkpoint = lake.checkpoint_path("silver")
     write_batch = batch_writer(spark, lake, checkpoint=checkpoint, rules=rules)
     source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
-    writer = source.writeStream.queryName("silver").option("checkpointLocation", checkpoint)
-    writer = (
-        writer.trigger(availableNow=True) if once else writer.trigger(processingTime="10 seconds")
-    )
+    every = None if once else settings.pipeline.silver_trigger
     with scheduler_pool(spark, "silver"):
-        return start_exclusive(writer, write_batch, settings, checkpoint, job="silver")
+        return start_exclusive(source, write_batch, settings, checkpoint, job="silver",
+                               every=every)  # fmt: skip

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from plantlake.adapters.delta import read_delta, table_exists
 from plantlake.adapters.spark import first_row
 from plantlake.core.config import Settings
 from plantlake.core.contracts import TABLES, TableRef
@@ -33,9 +34,8 @@ class MaintenanceResult:
 
 
 def _exists(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable
 
-    return DeltaTable.isDeltaTable(spark, path)
+    return table_exists(spark, path)
 
 
 def maintain_table(
@@ -48,7 +48,7 @@ def maintain_table(
         )
     if not _exists(spark, path):
         return MaintenanceResult(ref.name, None, 0, False, skipped="table does not exist yet")
-    columns = set(spark.read.format("delta").load(path).columns)
+    columns = set(read_delta(spark, path).columns)
     cluster = tuple(c for c in ref.cluster_by if c in columns) or None
     detail = first_row(spark.sql(f"DESCRIBE DETAIL delta.`{path}`"))
     wanted = ref.properties(columns)

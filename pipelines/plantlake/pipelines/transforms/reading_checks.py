@@ -1,7 +1,7 @@
 """The expectation rules evaluated on one reading at a time, in plain Python (the hot path's evaluator).
 
 Silver evaluates the same rules (expectations/*.yaml) in Spark over a micro-batch
-(`plantlake.pipelines.jobs.quality`); the hot path cannot wait for a batch, so it evaluates them here,
+(`plantlake.pipelines.transforms.rule_evaluation`); the hot path cannot wait for a batch, so it evaluates them here,
 reading by reading, in the order a sensor's readings arrive. The row-local kinds (range,
 event_time, known_asset, quality) need only the reading; rate_of_change and stuck need what
 came before, which the caller carries per sensor in a `SensorChecks` (a few numbers, never a

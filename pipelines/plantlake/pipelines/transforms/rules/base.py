@@ -16,7 +16,7 @@ from typing import ClassVar, NoReturn
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from plantlake.pipelines.transforms.expectation_spec import ExpectationSpec
+from plantlake.core.expectation_spec import ExpectationSpec
 
 # Raises ExpectationConfigError for the rule being parsed: (code, message).
 Fail = Callable[[str, str], NoReturn]
@@ -111,7 +111,7 @@ class RuleParams:
 
     def failure(self, name: str, *, now_ms: int) -> tuple[Column, Column]:
         """(fails, reason) as Spark columns over silver rows in scope; sequence kinds read the
-        working columns of `plantlake.pipelines.jobs.quality` (see `rules.columns`)."""
+        working columns of `plantlake.pipelines.transforms.rule_evaluation` (see `rules.columns`)."""
         raise NotImplementedError(self.kind)
 
     def fails(self, name: str, r: Prepared, ctx: ReadingContext) -> bool:

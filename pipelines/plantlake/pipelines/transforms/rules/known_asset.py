@@ -8,7 +8,7 @@ from typing import ClassVar
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from plantlake.pipelines.transforms.expectation_spec import ExpectationSpec, mostly
+from plantlake.core.expectation_spec import ExpectationSpec, mostly
 from plantlake.pipelines.transforms.rules.base import Prepared, ReadingContext, RuleParams
 
 

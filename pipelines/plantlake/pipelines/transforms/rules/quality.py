@@ -9,7 +9,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from plantlake.core.contracts import QUALITIES
-from plantlake.pipelines.transforms.expectation_spec import ExpectationSpec, mostly
+from plantlake.core.expectation_spec import ExpectationSpec, mostly
 from plantlake.pipelines.transforms.rules.base import Fail, Prepared, ReadingContext, RuleParams
 
 

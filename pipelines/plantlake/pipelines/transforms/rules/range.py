@@ -8,14 +8,14 @@ from typing import ClassVar
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from plantlake.core.units import quantity_of
-from plantlake.pipelines.transforms.expectation_spec import (
+from plantlake.core.expectation_spec import (
     VALUE,
     Condition,
     ExpectationSpec,
     among,
     mostly,
 )
+from plantlake.core.units import quantity_of
 from plantlake.pipelines.transforms.rules import columns as c
 from plantlake.pipelines.transforms.rules.base import Fail, Prepared, ReadingContext, RuleParams
 

@@ -1,14 +1,14 @@
-"""Evaluation of the data-quality expectations on silver rows in Spark, and routing by action."""
+"""Evaluation of the data-quality expectations on silver rows as Spark plans: the failures per
+row, the state the sequence rules carry, the counts per rule, and routing by action."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from pyspark.sql import Column, DataFrame, Row, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from plantlake.core.errors import ExpectationFailed
 from plantlake.pipelines.transforms.expectations import BLOCKING_ACTIONS, Rule
 from plantlake.pipelines.transforms.rules import columns as c
 
@@ -193,11 +193,13 @@ def carried_state(checked: DataFrame) -> DataFrame:
     )
 
 
-def _failed(rule_name: str) -> Column:
+def failed_rule(rule_name: str) -> Column:
+    """Whether a checked row failed the rule."""
     return F.exists("dq_failures", lambda f: f["rule"] == rule_name)
 
 
-def _has_action(*actions: str) -> Column:
+def has_action(*actions: str) -> Column:
+    """Whether a checked row failed a rule with one of `actions`."""
     return F.exists("dq_failures", lambda f: f["action"].isin(*actions))
 
 
@@ -213,7 +215,7 @@ def rule_metrics(checked: DataFrame, rules: Sequence[Rule], *, batch_id: int) ->
         for i, rule in enumerate(rules)
         for agg in (
             F.count_if(rule_scope(rule)).alias(f"checked_{i}"),
-            F.count_if(_failed(rule.name)).alias(f"failed_{i}"),
+            F.count_if(failed_rule(rule.name)).alias(f"failed_{i}"),
         )
     ))  # fmt: skip
     per_rule = [
@@ -241,70 +243,12 @@ def split_by_action(checked: DataFrame) -> Routed:
     - dropped: the worst failure is a drop rule; keeps `dq_failures` (dq_metrics counts them).
     Grain in and out: one reading; each row lands in exactly one of the three.
     """
-    kept = checked.where(~_has_action(*BLOCKING_ACTIONS))
+    kept = checked.where(~has_action(*BLOCKING_ACTIONS))
     warnings = F.transform(
         F.filter("dq_failures", lambda f: f["action"] == "warn"), lambda f: f["rule"]
     )
     return Routed(
         kept=kept.withColumn("dq_warnings", warnings).drop("dq_failures"),
-        quarantined=checked.where(_has_action("quarantine", "fail")),
-        dropped=checked.where(_has_action("drop") & ~_has_action("quarantine", "fail")),
-    )
-
-
-def raise_on_fail_rules(
-    checked: DataFrame,
-    rules: Sequence[Rule],
-    *,
-    metrics: Sequence[Row] | None = None,
-    batch_id: int | None = None,
-) -> None:
-    """Raise ExpectationFailed if a row failed a rule whose action is `fail`.
-
-    With `metrics` (the collected `rule_metrics` rows of this batch) it runs no Spark job unless
-    a fail rule failed; then it fetches one example row for the message.
-    """
-    fail_rules = {r.name: r for r in rules if r.action == "fail"}
-    if not fail_rules:
-        return
-    if metrics is not None:
-        failed = {m["rule"]: m["failed"] for m in metrics if m["rule"] in fail_rules}
-        if not any(failed.values()):
-            return
-        name = next(n for n in fail_rules if failed.get(n))
-        count = failed[name]
-    else:
-        first = checked.where(_has_action("fail")).select("dq_failures").first()
-        if first is None:
-            return
-        name = next(f["rule"] for f in first["dq_failures"] if f["action"] == "fail")
-        count = checked.where(_failed(name)).count()
-    row = (
-        checked.where(_failed(name))
-        .select(
-            "asset",
-            "sensor",
-            "event_time_ms",
-            F.filter("dq_failures", lambda f: f["rule"] == name)[0]["reason"].alias("reason"),
-        )
-        .first()
-    )
-    if row is None:  # the failing rows were counted above, so one is there to show
-        raise AssertionError(f"no row failed {name!r} although {count} were counted")
-    example = (
-        f"{row['asset']} {row['sensor']} at event_time_ms {row['event_time_ms']}: {row['reason']}"
-    )
-    rule = fail_rules[name]
-    in_batch = f" in batch {batch_id}" if batch_id is not None else ""
-    raise ExpectationFailed(
-        f"silver.telemetry: expectation {name!r} (action fail) failed for {count} row(s)"
-        f"{in_batch}, e.g. {example}.",
-        rule=name,
-        failed=count,
-        example=example,
-        hint=(
-            "The silver job stopped so that no such row lands. Fix the data at its source, or "
-            f"change the rule's action in {rule.source or 'expectations/'} to quarantine or "
-            "drop; then restart the job (the batch is retried)."
-        ),
+        quarantined=checked.where(has_action("quarantine", "fail")),
+        dropped=checked.where(has_action("drop") & ~has_action("quarantine", "fail")),
     )
