@@ -39,44 +39,24 @@ class EventTimeParams(RuleParams):
 
     def failure(self, name: str, *, now_ms: int) -> tuple[Column, Column]:
         t, received = F.col("event_time_ms"), F.col("receive_time_ms")
-        checks: list[tuple[Column, Column]] = [(t.isNull(), F.lit("event time is missing"))]
-        if self.max_future_seconds is not None:
-            ahead = t - F.lit(now_ms)
-            checks.append((
-                ahead > self.max_future_seconds * 1000,
-                F.format_string(
-                    f"event time %s s ahead of the silver job's clock (tolerance "
-                    f"{c.g(self.max_future_seconds)} s): check the device clock",
-                    c.num(ahead / 1000),
-                ),
-            ))  # fmt: skip
-        if self.max_ahead_of_receive_seconds is not None:
-            ahead = t - received
-            checks.append((
-                ahead > self.max_ahead_of_receive_seconds * 1000,
-                F.format_string(
-                    f"device clock %s s ahead of the edge's receive time (tolerance "
-                    f"{c.g(self.max_ahead_of_receive_seconds)} s): check the device's time sync",
-                    c.num(ahead / 1000),
-                ),
-            ))  # fmt: skip
-        if self.max_delay_seconds is not None:
-            late = received - t
-            checks.append((
-                late > self.max_delay_seconds * 1000,
-                F.format_string(
-                    f"received %s h after its event time (bound "
-                    f"{c.g(self.max_delay_seconds / 3600)} h): check the device clock",
-                    c.num(late / 3_600_000),
-                ),
-            ))  # fmt: skip
-        first, text = checks[0]
-        fails = F.coalesce(first, F.lit(False))
-        reason = F.when(fails, text)
-        for cond, text in checks[1:]:
-            cond = F.coalesce(cond, F.lit(False))
-            fails = fails | cond
-            reason = reason.when(cond, text)
+        # (bound in s, the gap it bounds in ms, the ms of the unit a reason states it in, reason)
+        bounds = (
+            (self.max_future_seconds, t - F.lit(now_ms), 1000,
+             "event time %s s ahead of the silver job's clock (tolerance {} s): check the device clock"),
+            (self.max_ahead_of_receive_seconds, t - received, 1000,
+             "device clock %s s ahead of the edge's receive time (tolerance {} s): check the device's time sync"),
+            (self.max_delay_seconds, received - t, 3_600_000,
+             "received %s h after its event time (bound {} h): check the device clock"),
+        )  # fmt: skip
+        fails = F.coalesce(t.isNull(), F.lit(False))
+        reason = F.when(fails, F.lit("event time is missing"))
+        for bound_s, gap_ms, unit_ms, text in bounds:
+            if bound_s is None:
+                continue
+            over = F.coalesce(gap_ms > bound_s * 1000, F.lit(False))
+            fails = fails | over
+            stated = text.format(c.g(bound_s * 1000 / unit_ms))
+            reason = reason.when(over, F.format_string(stated, c.num(gap_ms / unit_ms)))
         return fails, reason
 
     def fails(self, name: str, r: Prepared, ctx: ReadingContext) -> bool:
