@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from plantlake.adapters.delta import read_delta, table_exists, writer_id
 from plantlake.adapters.mlflow_tracking import fail_fast_requests
 from plantlake.adapters.restarts import failure_reason
-from plantlake.core.config import Settings
+from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES, GOLD_PREDICTIONS
 from plantlake.core.errors import SourceError
 from plantlake.models.jobs.champions import Champion, UntrustedChampion, champions
@@ -51,7 +51,9 @@ def streaming_scorer(settings: Settings) -> Callable[[DataFrame, int], None]:
             checkpoint = settings.lake.checkpoint_path("features")
             if checkpoint not in app_ids:
                 app_ids[checkpoint] = f"scoring:{writer_id(spark, checkpoint)}"
-            work = _catch_up(rows, settings, found) if behind[0] else [(c, rows) for c in found]
+            work = (
+                _catch_up(rows, settings.lake, found) if behind[0] else [(c, rows) for c in found]
+            )
             summary = score_and_act(
                 settings, work, spark=spark, scoring_mode=STREAM, txn=(app_ids[checkpoint], batch_id)
             )  # fmt: skip
@@ -67,11 +69,11 @@ def streaming_scorer(settings: Settings) -> Callable[[DataFrame, int], None]:
     return on_features
 
 
-def _catch_up(rows: DataFrame, settings: Settings, found: Sequence[Champion]):
+def _catch_up(rows: DataFrame, lake: LakeSettings, found: Sequence[Champion]):
     """Per champion, the batch's rows and every gold.features row it has not scored."""
     spark = rows.sparkSession
-    features = read_delta(spark, GOLD_FEATURES.path(settings.lake))
-    path = GOLD_PREDICTIONS.path(settings.lake)
+    features = read_delta(spark, GOLD_FEATURES.path(lake))
+    path = GOLD_PREDICTIONS.path(lake)
     predictions = read_delta(spark, path) if table_exists(spark, path) else None
     key = ["asset", "feature_time_ms"]
     return [

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from plantlake.adapters.delta import read_delta, table_exists, upsert
 from plantlake.core.clock import now_ms
-from plantlake.core.config import Settings
+from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import GOLD_WORK_ORDERS, SILVER_MAINTENANCE_EVENTS
 from plantlake.models.logic.work_orders import (
     OPEN,
@@ -48,9 +48,9 @@ def read_orders(spark: SparkSession, path: str, *, assets: Sequence[str]) -> lis
     return [WorkOrder.from_row(row.asDict()) for row in rows]
 
 
-def read_maintenance(spark: SparkSession, settings: Settings, *, assets: Sequence[str]):
+def read_maintenance(spark: SparkSession, lake: LakeSettings, *, assets: Sequence[str]):
     """Repairs and inspections of `assets` from silver.maintenance_events (none if no table)."""
-    path = SILVER_MAINTENANCE_EVENTS.path(settings.lake)
+    path = SILVER_MAINTENANCE_EVENTS.path(lake)
     if not assets or not table_exists(spark, path):
         return []
     rows = (
@@ -86,7 +86,7 @@ def act_on_alerts(spark: SparkSession, settings: Settings, alerts: Sequence[Aler
     alerting = sorted({a.asset for a in alerts})
     orders = read_orders(spark, path, assets=alerting)
     assets = sorted({*alerting, *(o.asset for o in orders if o.status == OPEN)})
-    maintenance = read_maintenance(spark, settings, assets=assets)
+    maintenance = read_maintenance(spark, settings.lake, assets=assets)
     plan = plan_work_orders(alerts, orders, maintenance, now_ms=now_ms())
     if plan.orders:
         write_orders(spark, plan.orders, path)

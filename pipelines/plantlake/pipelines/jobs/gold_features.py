@@ -30,7 +30,7 @@ from plantlake.adapters.delta import (
     writer_id,
 )
 from plantlake.adapters.spark import first_row, scheduler_pool
-from plantlake.core.config import Settings
+from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES, SILVER_MAINTENANCE_EVENTS, SILVER_TELEMETRY
 from plantlake.pipelines.transforms.features import (
     FEATURE_COLUMNS,
@@ -116,8 +116,8 @@ def merge_features(features: DataFrame, path: str, *, app_id: str, batch_id: int
     upsert(features, path, on=GOLD_FEATURES.merge_on(), app_id=app_id, batch_id=batch_id)
 
 
-def _maintenance(session: SparkSession, settings: Settings) -> DataFrame:
-    path = SILVER_MAINTENANCE_EVENTS.path(settings.lake)
+def _maintenance(session: SparkSession, lake: LakeSettings) -> DataFrame:
+    path = SILVER_MAINTENANCE_EVENTS.path(lake)
     if table_exists(session, path):
         return read_delta(session, path)
     return session.createDataFrame([], "asset string, event string, event_time_ms long")
@@ -145,7 +145,7 @@ def process_batch(
         .join(emit, "asset")
         .where(F.col("event_time_ms") >= F.col("emit_from_ms") - CONTEXT_MS - step_ms)
     )
-    features = compute_features(context, _maintenance(session, settings), step_ms=step_ms)
+    features = compute_features(context, _maintenance(session, settings.lake), step_ms=step_ms)
     features = features.withColumn("computed_at", F.current_timestamp()).persist()
     merge_features(features, GOLD_FEATURES.path(settings.lake), app_id=app_id, batch_id=batch_id)
     return features
