@@ -13,6 +13,7 @@ from plantlake.core.topics import topic
 from plantlake.pipelines.jobs.hot_path import HotPath
 from plantlake.pipelines.jobs.twin_store import open_table
 from plantlake.services.minio import delta_rs_options
+from tests.lake_contract import assert_tables_match_contract
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +136,7 @@ def test_the_cold_path_finds_the_twin_reconciled_with_silver(hot_lake, spark):
     metrics = spark.read.format("delta").load(SILVER_DQ_METRICS.path(hot_lake.lake))
     [row] = metrics.where("rule = 'twin_reconciliation'").collect()
     assert (row.checked, row.passed, row.failed) == (3, 3, 0)
+    assert_tables_match_contract(spark, hot_lake.lake, (
+        "bronze.telemetry", "reference.units", "reference.asset_registry", "silver.telemetry",
+        "silver.quarantine", "silver.dq_metrics", "silver.rule_state", "gold.twin_state",
+    ))  # fmt: skip

@@ -12,6 +12,7 @@ from plantlake.models.jobs.promotion import promote, rollback
 from plantlake.models.jobs.pyfunc import FAILURE, RiskScoreModel
 from plantlake.models.jobs.train import CHALLENGER, fit_failure_model, train_models
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
+from tests.lake_contract import assert_tables_match_contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -48,6 +49,7 @@ def test_train_promote_reject_and_roll_back(spark, ml_models):
 
     report = train_models(spark, settings, console=console)
     assert report.positives["train"] > 0 and report.positives["validation"] > 0
+    assert_tables_match_contract(spark, settings.lake, ("gold.training_sets",))
     good = next(m for m in report.models if m.kind == FAILURE)
     assert client.get_model_version_by_alias(name, CHALLENGER).version == good.version
 

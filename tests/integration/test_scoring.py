@@ -24,6 +24,7 @@ from plantlake.core.contracts import (
 from plantlake.core.topics import topic
 from plantlake.pipelines.jobs.gold_features import FEATURE_SCHEMA
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS, FEATURE_VERSION, OUTPUT_COLUMNS
+from tests.lake_contract import assert_tables_match_contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -171,6 +172,7 @@ def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarm
         assert evidence["score"] == pytest.approx(latest) and evidence["threshold"] == THRESHOLD
         assert evidence["features"]["vibration_rms_mean_1h"] == 9.0
         assert evidence["trends_24h"]["vibration_rms_trend_24h"] == 0.4
+        assert_tables_match_contract(spark, lake, ("gold.predictions", "gold.work_orders"))
 
         # Re-running scores nothing and writes nothing new.
         again = run_batch_scoring(spark, settings, console=console)

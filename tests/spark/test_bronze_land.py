@@ -9,6 +9,7 @@ from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE, BRONZ
 from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind
 from plantlake.core.topics import topic
 from plantlake.pipelines.jobs import bronze
+from tests.lake_contract import assert_tables_match_contract
 
 pytestmark = pytest.mark.spark
 
@@ -72,6 +73,9 @@ def test_every_part_lands_once_and_a_retried_batch_adds_nothing(spark, own_lake)
 
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{BRONZE_TELEMETRY.path(own_lake.lake)}`").first()
     assert detail.properties == BRONZE_TELEMETRY.properties()
+    assert_tables_match_contract(
+        spark, own_lake.lake, ("bronze.telemetry", "bronze.lifecycle", "bronze.dead_letter")
+    )
 
 
 def test_good_telemetry_alone_commits_only_telemetry(spark, own_lake):

@@ -6,9 +6,9 @@ import pytest
 from rich.console import Console
 
 from plantlake.app.jobs import run_cmms
-from plantlake.core.contracts import SILVER_MAINTENANCE_EVENTS
+from plantlake.core.contracts import MAINTENANCE_EVENT_COLUMNS, SILVER_MAINTENANCE_EVENTS
 from plantlake.core.errors import ContractError
-from plantlake.pipelines.jobs.cmms import MAINTENANCE_EVENT_COLUMNS, load_cmms_export
+from plantlake.pipelines.jobs.cmms import load_cmms_export
 from plantlake.simulator.cmms_export import write_cmms_export
 from plantlake.simulator.plant import build_plant, maintenance_log
 

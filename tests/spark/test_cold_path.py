@@ -15,6 +15,7 @@ from plantlake.core.contracts import (
 )
 from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import cold_path, gold, silver
+from tests.lake_contract import assert_tables_match_contract
 from tests.spark.test_silver import BRONZE_SCHEMA, PLANT, T0, bronze_row
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -82,6 +83,21 @@ def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
     assert got["gold.late_data"]  # the hour-old reading, behind both window sizes
     metrics = spark.read.format("delta").load(SILVER_DQ_METRICS.path(cold.lake))
     assert metrics.where("rule = 'duplicates' AND failed = 1").count() == 1
+    written = (
+        "reference.asset_registry",
+        "reference.units",
+        "silver.telemetry",
+        "silver.quarantine",
+        "silver.dq_metrics",
+        "silver.rule_state",
+        "gold.watermarks",
+        "gold.open_windows",
+        "gold.telemetry_1m",
+        "gold.telemetry_5m",
+        "gold.late_data",
+    )
+    for settings in (layered, cold):  # the layered jobs and the cold path write the same tables
+        assert_tables_match_contract(spark, settings.lake, written)
 
 
 def test_a_retried_batch_whose_silver_write_committed_still_reaches_gold(spark, own_lake, tmp_path):

@@ -11,6 +11,7 @@ from plantlake.pipelines.transforms.features import (
     MINUTE_MS,
     asset_features,
 )
+from tests.lake_contract import assert_tables_match_contract
 from tests.spark.test_gold import T0, reading, silver
 
 pytestmark = pytest.mark.spark
@@ -71,6 +72,7 @@ def test_incremental_batches_equal_one_full_computation_and_late_data_updates(sp
     for name in FEATURE_COLUMNS:
         pd.testing.assert_series_equal(mine[name], expected[name], check_names=False, rtol=1e-9)
     assert (got.groupby(["asset", "feature_time_ms"]).size() == 1).all()
+    assert_tables_match_contract(spark, settings.lake, ("gold.features",))
 
     # A reading that arrives late lands in the rows it feeds, and they become knowable later.
     late_t = T0 + 29 * HOUR_MS + 30_000

@@ -30,9 +30,14 @@ def test_nan_is_allowed_but_infinity_is_not():
     assert record_errors(_good() | {"value": float("inf")}) == ["value is infinite"]
 
 
-def test_every_table_states_key_writer_and_comment():
+def test_every_table_states_key_writer_comment_and_columns():
     for table in TABLES:
         assert table.key and table.writer and table.comment
+        # Each column once, as "name type", and the key among them (tests/lake_contract.py
+        # compares the tables jobs write with these).
+        assert len(set(table.column_names)) == len(table.columns) > 0, table.name
+        assert all(len(c.split(" ", 1)) == 2 for c in table.columns), table.name
+        assert set(table.key) <= set(table.column_names), table.name
 
 
 def test_a_time_outside_1970_to_2100_is_no_epoch_millisecond():

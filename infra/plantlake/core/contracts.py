@@ -123,200 +123,6 @@ def record_errors(record: Mapping) -> list[str]:
     return errors
 
 
-# The Delta table property naming the columns that file statistics cover.
-STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
-
-
-@dataclass(frozen=True)
-class TableRef:
-    layer: str
-    table: str
-    key: tuple[str, ...]
-    writer: str
-    comment: str
-    # Liquid clustering that `plantlake pipeline maintain` applies: time first where jobs read the
-    # table by a time range (dedup, read-back and MERGE predicates skip files by min/max), asset
-    # where readers pick assets. Empty: Spark never maintains the table (its writer does).
-    cluster_by: tuple[str, ...] = ("asset",)
-    # Columns Delta keeps min/max statistics for, besides `cluster_by` (which clustering needs).
-    # Empty: Delta's default, the first 32 columns. Statistics cost CPU on every file written,
-    # so a table read only in full or by a few columns keeps them for those alone.
-    stats_columns: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.layer}.{self.table}"
-
-    def path(self, lake: LakeSettings) -> str:
-        return lake.table_path(self.layer, self.table)
-
-    def merge_on(self, target: str = "t", source: str = "s") -> str:
-        """The MERGE condition that matches a source row to the target row of the same key."""
-        return " AND ".join(f"{target}.{k} = {source}.{k}" for k in self.key)
-
-    def properties(self, columns: Iterable[str] | None = None) -> dict[str, str]:
-        """The Delta table properties the contract sets: statistics for `stats_columns` and
-        `cluster_by`, restricted to `columns` when given (an older table may lack some)."""
-        if not self.stats_columns:
-            return {}
-        wanted = dict.fromkeys((*self.cluster_by, *self.stats_columns))
-        present = None if columns is None else set(columns)
-        kept = [c for c in wanted if present is None or c in present]
-        return {STATS_COLUMNS_PROPERTY: ",".join(kept)}
-
-
-BRONZE_TELEMETRY = TableRef(
-    "bronze", "telemetry",
-    key=("kafka_topic", "kafka_partition", "kafka_offset"),
-    writer="plantlake pipeline run bronze",
-    comment="Every parsed canonical record from Kafka, append only, with Kafka lineage.",
-    # Streams read it in full; people look a reading up by sensor, time or Kafka offset.
-    stats_columns=("sensor", "event_time_ms", "kafka_partition", "kafka_offset"),
-)  # fmt: skip
-BRONZE_DEAD_LETTER = TableRef(
-    "bronze", "dead_letter",
-    key=("kafka_topic", "kafka_partition", "kafka_offset"),
-    writer="plantlake pipeline run bronze",
-    comment="Kafka records that did not parse as a canonical record, with the reason.",
-)  # fmt: skip
-
-BRONZE_LIFECYCLE = TableRef(
-    "bronze", "lifecycle",
-    key=("kafka_topic", "kafka_partition", "kafka_offset"),
-    writer="plantlake pipeline run bronze",
-    comment="Birth, death, stale, rebirth and reconnect events of edge nodes and devices.",
-)  # fmt: skip
-REFERENCE_ASSET_REGISTRY = TableRef(
-    "reference", "asset_registry",
-    key=("asset", "sensor", "valid_from"),
-    writer="plantlake reference load",
-    comment="Which asset class and quantity each sensor is, valid from/to (remounts, renumbering).",
-)  # fmt: skip
-REFERENCE_UNITS = TableRef(
-    "reference", "units",
-    key=("unit",),
-    writer="plantlake reference load",
-    comment="Each accepted device unit, its quantity and the canonical unit it converts to.",
-)  # fmt: skip
-SILVER_TELEMETRY = TableRef(
-    "silver", "telemetry",
-    key=("asset", "sensor", "event_time_ms", "sequence"),
-    writer="plantlake pipeline run silver",
-    comment="Deduplicated readings in canonical units, joined to the registry, that passed the rules.",
-    cluster_by=("event_time_ms", "asset"),
-)  # fmt: skip
-SILVER_QUARANTINE = TableRef(
-    "silver", "quarantine",
-    key=("kafka_topic", "kafka_partition", "kafka_offset"),
-    writer="plantlake pipeline run silver (review columns: planners)",
-    comment="Readings held back by a quarantine rule: the record, every failed rule, lineage, review.",
-    cluster_by=("event_time_ms", "asset"),
-)  # fmt: skip
-SILVER_DQ_METRICS = TableRef(
-    "silver", "dq_metrics",
-    key=("batch_id", "rule"),
-    writer="plantlake pipeline run silver",
-    comment="Per micro-batch and rule: rows checked, passed, failed, and the action taken.",
-)  # fmt: skip
-SILVER_RULE_STATE = TableRef(
-    "silver", "rule_state",
-    key=("asset", "sensor"),
-    writer="plantlake pipeline run silver (or cold)",
-    comment="What the stuck and rate-of-change rules carry per sensor from one micro-batch to the "
-    "next, so silver never re-reads its history.",
-)  # fmt: skip
-# gold.twin_state's liveness verdicts: a silent dead sensor must never read as a healthy one.
-ALIVE, STALE, DEAD = "alive", "stale", "dead"
-TWIN_STATUSES = (ALIVE, STALE, DEAD)
-
-GOLD_TWIN_STATE = TableRef(
-    "gold", "twin_state",
-    key=("asset", "sensor"),
-    writer="plantlake pipeline run hot (delta-rs; its only writer)",
-    comment="Latest good value per asset and sensor, with liveness: alive, stale or dead.",
-    cluster_by=(),  # the hot path writes and vacuums it through delta-rs
-)  # fmt: skip
-GOLD_WATERMARKS = TableRef(
-    "gold", "watermarks",
-    key=("asset", "sensor"),
-    writer="plantlake pipeline run gold",
-    comment="Newest Good event time per asset and sensor that the gold job has aggregated: where "
-    "each sensor's aggregate windows close.",
-)  # fmt: skip
-GOLD_OPEN_WINDOWS = TableRef(
-    "gold", "open_windows",
-    key=("window_ms", "asset", "sensor", "window_start_ms"),
-    writer="plantlake pipeline run gold (or cold)",
-    comment="The sorted values of each aggregate window not yet closed by its sensor's watermark, "
-    "so a micro-batch adds its own values instead of re-reading silver.",
-)  # fmt: skip
-GOLD_TELEMETRY_1M = TableRef(
-    "gold", "telemetry_1m",
-    key=("asset", "sensor", "window_start_ms"),
-    writer="plantlake pipeline run gold",
-    comment="1-minute event-time aggregates: mean, std, min, max, count, p95.",
-    cluster_by=("window_start_ms", "asset"),
-)  # fmt: skip
-GOLD_TELEMETRY_5M = TableRef(
-    "gold", "telemetry_5m",
-    key=("asset", "sensor", "window_start_ms"),
-    writer="plantlake pipeline run gold",
-    comment="5-minute event-time aggregates: mean, std, min, max, count, p95.",
-    cluster_by=("window_start_ms", "asset"),
-)  # fmt: skip
-
-GOLD_LATE_DATA = TableRef(
-    "gold", "late_data",
-    key=("gold_table", "asset", "sensor", "event_time_ms", "sequence"),
-    writer="plantlake pipeline run gold",
-    comment="Good readings that reached gold after their aggregate window closed: window, "
-    "watermark, lateness, arrival batch. The readings stay in silver.telemetry.",
-)  # fmt: skip
-
-# Issue 5: maintenance ground truth, features, training sets, predictions and work orders.
-SILVER_MAINTENANCE_EVENTS = TableRef(
-    "silver", "maintenance_events",
-    key=("asset", "event", "event_time_ms"),
-    writer="plantlake pipeline run cmms",
-    comment="Failures, repairs and inspections from the CMMS export: the ML ground truth.",
-)  # fmt: skip
-GOLD_FEATURES = TableRef(
-    "gold", "features",
-    key=("asset", "feature_time_ms"),
-    writer="plantlake pipeline run features",
-    comment="Per asset every 5 minutes: rolling statistics over event time, stamped with the time "
-    "they became knowable. One code path for training and scoring.",
-    cluster_by=("feature_time_ms", "asset"),
-)  # fmt: skip
-GOLD_TRAINING_SETS = TableRef(
-    "gold", "training_sets",
-    key=("run_id", "asset", "label_time_ms"),
-    writer="plantlake models train",
-    comment="Every training run's labelled rows (features as of each label time, split), by run.",
-)  # fmt: skip
-GOLD_PREDICTIONS = TableRef(
-    "gold", "predictions",
-    key=("model_name", "model_version", "asset", "feature_time_ms"),
-    writer="plantlake pipeline run features (streaming scoring) or plantlake models score (batch)",
-    comment="Scores of the champion models per asset and feature time.",
-)  # fmt: skip
-GOLD_WORK_ORDERS = TableRef(
-    "gold", "work_orders",
-    key=("work_order_id",),
-    writer="plantlake pipeline run features (streaming scoring) or plantlake models score (batch)",
-    comment="At most one open work order per asset and failure mode, with the evidence that fired it.",
-)  # fmt: skip
-
-TABLES: tuple[TableRef, ...] = (
-    BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
-    REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
-    SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS, SILVER_RULE_STATE,
-    GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_OPEN_WINDOWS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,
-    GOLD_LATE_DATA,
-    SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
-    GOLD_WORK_ORDERS,
-)  # fmt: skip
-
 # Columns of silver.telemetry, the contract between silver (writer) and gold and features
 # (readers). `value`/`unit` are canonical; the device's own are kept as `source_value`/`source_unit`.
 SILVER_TELEMETRY_COLUMNS: tuple[Column, ...] = (
@@ -382,4 +188,343 @@ TWIN_STATE_COLUMNS: tuple[Column, ...] = (
         "What the stuck and rate-of-change checks carry for the sensor (JSON), so a restarted "
         "hot path resumes them.",
     ),
+)  # fmt: skip
+
+
+# Spark SQL's own spelling of a type (`DataType.simpleString()`), which table columns use.
+_SPARK_TYPE_NAMES = {"long": "bigint", "integer": "int"}
+
+
+def columns_of(columns: Iterable[Column]) -> tuple[str, ...]:
+    """Record or table columns as a table contract states them: "name type"."""
+    return tuple(f"{c.name} {_SPARK_TYPE_NAMES.get(c.type, c.type)}" for c in columns)
+
+
+# What bronze adds to every Kafka record it lands: Kafka's lineage and the edge's identity.
+KAFKA_LINEAGE = (
+    "kafka_key string", "kafka_topic string", "kafka_partition int", "kafka_offset bigint",
+    "kafka_timestamp timestamp", "edge_instance string", "edge_seq bigint",
+)  # fmt: skip
+# Both times of a record again as timestamps, for people and for time-range reads.
+RECORD_TIMES = ("event_time timestamp", "receive_time timestamp")
+
+
+# The feature columns of gold.features, one code path for training and serving
+# (plantlake.pipelines.transforms.features computes them; FEATURE_DOCS there says what each is).
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "vibration_rms_mean_15m", "vibration_rms_mean_1h", "vibration_rms_mean_24h",
+    "vibration_rms_max_1h", "vibration_rms_trend_24h",
+    "temperature_mean_15m", "temperature_mean_1h", "temperature_mean_24h",
+    "temperature_rate_1h",
+    "current_mean_1h", "current_std_1h", "current_mean_24h",
+    "pressure_mean_1h", "pressure_mean_24h",
+    "temperature_vibration_corr_24h",
+    "hours_since_maintenance", "cycles_since_maintenance",
+)  # fmt: skip
+
+
+# Columns of silver.maintenance_events (key: SILVER_MAINTENANCE_EVENTS.key).
+MAINTENANCE_EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("asset", "string", False, "Asset path site/line/asset."),
+    Column("event", "string", False, "failure, repair or inspection."),
+    Column("failure_mode", "string", True, "e.g. bearing_wear; null when the CMMS gave none."),
+    Column("event_time", "timestamp", False, "When it happened, per the CMMS."),
+    Column("event_time_ms", "long", False, "The same, epoch ms UTC (part of the key)."),
+    Column("source_file", "string", False, "The export the event was last loaded from."),
+    Column("loaded_at", "timestamp", False, "When that load ran."),
+)
+
+
+# The Delta table property naming the columns that file statistics cover.
+STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    layer: str
+    table: str
+    key: tuple[str, ...]
+    writer: str
+    comment: str
+    # Liquid clustering that `plantlake pipeline maintain` applies: time first where jobs read the
+    # table by a time range (dedup, read-back and MERGE predicates skip files by min/max), asset
+    # where readers pick assets. Empty: Spark never maintains the table (its writer does).
+    cluster_by: tuple[str, ...] = ("asset",)
+    # Columns Delta keeps min/max statistics for, besides `cluster_by` (which clustering needs).
+    # Empty: Delta's default, the first 32 columns. Statistics cost CPU on every file written,
+    # so a table read only in full or by a few columns keeps them for those alone.
+    stats_columns: tuple[str, ...] = ()
+    # Every column as "name type", in order, with Spark SQL's type names: what a reader may rely
+    # on. tests/spark/test_lake_contract.py compares the tables jobs write with it.
+    columns: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}.{self.table}"
+
+    def path(self, lake: LakeSettings) -> str:
+        return lake.table_path(self.layer, self.table)
+
+    def ddl(self) -> str:
+        """The columns as a Spark DDL schema ("asset string, value double, ...")."""
+        return ", ".join(self.columns)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.split(" ", 1)[0] for c in self.columns)
+
+    def merge_on(self, target: str = "t", source: str = "s") -> str:
+        """The MERGE condition that matches a source row to the target row of the same key."""
+        return " AND ".join(f"{target}.{k} = {source}.{k}" for k in self.key)
+
+    def properties(self, columns: Iterable[str] | None = None) -> dict[str, str]:
+        """The Delta table properties the contract sets: statistics for `stats_columns` and
+        `cluster_by`, restricted to `columns` when given (an older table may lack some)."""
+        if not self.stats_columns:
+            return {}
+        wanted = dict.fromkeys((*self.cluster_by, *self.stats_columns))
+        present = None if columns is None else set(columns)
+        kept = [c for c in wanted if present is None or c in present]
+        return {STATS_COLUMNS_PROPERTY: ",".join(kept)}
+
+
+BRONZE_TELEMETRY = TableRef(
+    "bronze", "telemetry",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run bronze",
+    comment="Every parsed canonical record from Kafka, append only, with Kafka lineage.",
+    # Streams read it in full; people look a reading up by sensor, time or Kafka offset.
+    stats_columns=("sensor", "event_time_ms", "kafka_partition", "kafka_offset"),
+    columns=(
+        *columns_of(TELEMETRY_RECORD), *RECORD_TIMES, *KAFKA_LINEAGE,
+        "raw_value binary", "ingest_time timestamp",
+    ),
+)  # fmt: skip
+BRONZE_DEAD_LETTER = TableRef(
+    "bronze", "dead_letter",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run bronze",
+    comment="Kafka records that did not parse as a canonical record, with the reason.",
+    columns=(
+        *KAFKA_LINEAGE, "raw_value binary", "reason string", "refused_by string",
+        "source_protocol string", "source_node string", "origin string", "ingest_time timestamp",
+    ),
+)  # fmt: skip
+
+BRONZE_LIFECYCLE = TableRef(
+    "bronze", "lifecycle",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run bronze",
+    comment="Birth, death, stale, rebirth and reconnect events of edge nodes and devices.",
+    columns=(
+        *columns_of(LIFECYCLE_RECORD), *RECORD_TIMES, *KAFKA_LINEAGE, "ingest_time timestamp",
+    ),
+)  # fmt: skip
+REFERENCE_ASSET_REGISTRY = TableRef(
+    "reference", "asset_registry",
+    key=("asset", "sensor", "valid_from"),
+    writer="plantlake reference load",
+    comment="Which asset class and quantity each sensor is, valid from/to (remounts, renumbering).",
+    columns=(
+        "asset string", "sensor string", "asset_class string", "quantity string", "site string",
+        "line string", "valid_from timestamp", "valid_to timestamp",
+    ),
+)  # fmt: skip
+REFERENCE_UNITS = TableRef(
+    "reference", "units",
+    key=("unit",),
+    writer="plantlake reference load",
+    comment="Each accepted device unit, its quantity and the canonical unit it converts to.",
+    columns=(
+        "unit string", "quantity string", "canonical_unit string", "scale double",
+        "offset double",
+    ),
+)  # fmt: skip
+SILVER_TELEMETRY = TableRef(
+    "silver", "telemetry",
+    key=("asset", "sensor", "event_time_ms", "sequence"),
+    writer="plantlake pipeline run silver",
+    comment="Deduplicated readings in canonical units, joined to the registry, that passed the rules.",
+    cluster_by=("event_time_ms", "asset"),
+    columns=columns_of(SILVER_TELEMETRY_COLUMNS),
+)  # fmt: skip
+SILVER_QUARANTINE = TableRef(
+    "silver", "quarantine",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run silver (review columns: planners)",
+    comment="Readings held back by a quarantine rule: the record, every failed rule, lineage, review.",
+    cluster_by=("event_time_ms", "asset"),
+    columns=(
+        *columns_of(TELEMETRY_RECORD), *RECORD_TIMES, "asset_class string",
+        "failed_rules array<struct<rule:string,action:string,reason:string>>",
+        "kafka_topic string", "kafka_partition int", "kafka_offset bigint",
+        "kafka_timestamp timestamp", "edge_instance string", "edge_seq bigint",
+        "bronze_ingest_time timestamp", "quarantined_at timestamp",
+        # Review: set by planners, null until then.
+        "review_status string", "reviewer string", "decided_at timestamp", "review_note string",
+    ),
+)  # fmt: skip
+SILVER_DQ_METRICS = TableRef(
+    "silver", "dq_metrics",
+    key=("batch_id", "rule"),
+    writer="plantlake pipeline run silver",
+    comment="Per micro-batch and rule: rows checked, passed, failed, and the action taken.",
+    columns=(
+        "batch_id bigint", "rule string", "action string", "checked bigint", "passed bigint",
+        "failed bigint", "batch_time timestamp",
+    ),
+)  # fmt: skip
+SILVER_RULE_STATE = TableRef(
+    "silver", "rule_state",
+    key=("asset", "sensor"),
+    writer="plantlake pipeline run silver (or cold)",
+    comment="What the stuck and rate-of-change rules carry per sensor from one micro-batch to the "
+    "next, so silver never re-reads its history.",
+    columns=(
+        "asset string", "sensor string", "last_time bigint", "prev_value double",
+        "prev_time bigint", "prev_raw double", "count bigint",
+        "runs map<string,struct<start:bigint,first:bigint>>",
+    ),
+)  # fmt: skip
+# gold.twin_state's liveness verdicts: a silent dead sensor must never read as a healthy one.
+ALIVE, STALE, DEAD = "alive", "stale", "dead"
+TWIN_STATUSES = (ALIVE, STALE, DEAD)
+
+GOLD_TWIN_STATE = TableRef(
+    "gold", "twin_state",
+    key=("asset", "sensor"),
+    writer="plantlake pipeline run hot (delta-rs; its only writer)",
+    comment="Latest good value per asset and sensor, with liveness: alive, stale or dead.",
+    cluster_by=(),  # the hot path writes and vacuums it through delta-rs
+    columns=columns_of(TWIN_STATE_COLUMNS),
+)  # fmt: skip
+GOLD_WATERMARKS = TableRef(
+    "gold", "watermarks",
+    key=("asset", "sensor"),
+    writer="plantlake pipeline run gold",
+    comment="Newest Good event time per asset and sensor that the gold job has aggregated: where "
+    "each sensor's aggregate windows close.",
+    columns=("asset string", "sensor string", "event_time_ms bigint"),
+)  # fmt: skip
+GOLD_OPEN_WINDOWS = TableRef(
+    "gold", "open_windows",
+    key=("window_ms", "asset", "sensor", "window_start_ms"),
+    writer="plantlake pipeline run gold (or cold)",
+    comment="The sorted values of each aggregate window not yet closed by its sensor's watermark, "
+    "so a micro-batch adds its own values instead of re-reading silver.",
+    columns=(
+        "window_ms bigint", "asset string", "sensor string", "window_start_ms bigint",
+        "quantity string", "unit string", "values array<double>",
+    ),
+)  # fmt: skip
+# Both window tables: one row per (asset, sensor, window).
+WINDOW_COLUMNS = (
+    "asset string", "sensor string", "window_start timestamp", "window_end timestamp",
+    "window_start_ms bigint", "quantity string", "unit string", "mean double", "std double",
+    "min double", "max double", "count bigint", "p95 double",
+)  # fmt: skip
+GOLD_TELEMETRY_1M = TableRef(
+    "gold", "telemetry_1m",
+    key=("asset", "sensor", "window_start_ms"),
+    writer="plantlake pipeline run gold",
+    comment="1-minute event-time aggregates: mean, std, min, max, count, p95.",
+    cluster_by=("window_start_ms", "asset"),
+    columns=WINDOW_COLUMNS,
+)  # fmt: skip
+GOLD_TELEMETRY_5M = TableRef(
+    "gold", "telemetry_5m",
+    key=("asset", "sensor", "window_start_ms"),
+    writer="plantlake pipeline run gold",
+    comment="5-minute event-time aggregates: mean, std, min, max, count, p95.",
+    cluster_by=("window_start_ms", "asset"),
+    columns=WINDOW_COLUMNS,
+)  # fmt: skip
+
+GOLD_LATE_DATA = TableRef(
+    "gold", "late_data",
+    key=("gold_table", "asset", "sensor", "event_time_ms", "sequence"),
+    writer="plantlake pipeline run gold",
+    comment="Good readings that reached gold after their aggregate window closed: window, "
+    "watermark, lateness, arrival batch. The readings stay in silver.telemetry.",
+    columns=(
+        "gold_table string", "asset string", "sensor string", "event_time timestamp",
+        "event_time_ms bigint", "sequence bigint", "value double", "window_start timestamp",
+        "window_end timestamp", "watermark timestamp", "lateness_ms bigint", "batch_id bigint",
+        "arrival_time timestamp", "kafka_topic string", "kafka_partition int",
+        "kafka_offset bigint",
+    ),
+)  # fmt: skip
+
+# Issue 5: maintenance ground truth, features, training sets, predictions and work orders.
+SILVER_MAINTENANCE_EVENTS = TableRef(
+    "silver", "maintenance_events",
+    key=("asset", "event", "event_time_ms"),
+    writer="plantlake pipeline run cmms",
+    comment="Failures, repairs and inspections from the CMMS export: the ML ground truth.",
+    columns=columns_of(MAINTENANCE_EVENT_COLUMNS),
+)  # fmt: skip
+GOLD_FEATURES = TableRef(
+    "gold", "features",
+    key=("asset", "feature_time_ms"),
+    writer="plantlake pipeline run features",
+    comment="Per asset every 5 minutes: rolling statistics over event time, stamped with the time "
+    "they became knowable. One code path for training and scoring.",
+    cluster_by=("feature_time_ms", "asset"),
+    columns=(
+        "asset string", "asset_class string", "feature_time timestamp", "feature_time_ms bigint",
+        "knowable_at timestamp", "knowable_at_ms bigint", "readings bigint",
+        "feature_version string", *(f"{name} double" for name in FEATURE_COLUMNS),
+        "computed_at timestamp",
+    ),
+)  # fmt: skip
+GOLD_TRAINING_SETS = TableRef(
+    "gold", "training_sets",
+    key=("run_id", "asset", "label_time_ms"),
+    writer="plantlake models train",
+    comment="Every training run's labelled rows (features as of each label time, split), by run.",
+    columns=(
+        "asset string", "label_time_ms bigint", "label bigint", "failure_mode string",
+        "time_to_failure_h double", "asset_class string", "feature_time_ms bigint",
+        "knowable_at_ms bigint", *(f"{name} double" for name in FEATURE_COLUMNS),
+        "staleness_ms bigint", "split string", "run_id string", "training_cutoff_ms bigint",
+        "created_at timestamp", "label_time timestamp",
+    ),
+)  # fmt: skip
+GOLD_PREDICTIONS = TableRef(
+    "gold", "predictions",
+    key=("model_name", "model_version", "asset", "feature_time_ms"),
+    writer="plantlake pipeline run features (streaming scoring) or plantlake models score (batch)",
+    comment="Scores of the champion models per asset and feature time.",
+    columns=(
+        "model_name string", "model_version string", "model_kind string", "asset string",
+        "asset_class string", "feature_time timestamp", "feature_time_ms bigint",
+        "knowable_at timestamp", "score double", "threshold double", "alert boolean",
+        "horizon_hours double", "scoring_mode string", "scored_at timestamp",
+    ),
+)  # fmt: skip
+GOLD_WORK_ORDERS = TableRef(
+    "gold", "work_orders",
+    key=("work_order_id",),
+    writer="plantlake pipeline run features (streaming scoring) or plantlake models score (batch)",
+    comment="At most one open work order per asset and failure mode, with the evidence that fired it.",
+    columns=(
+        "work_order_id string", "asset string", "asset_class string", "failure_mode string",
+        "status string", "opened_at timestamp", "opened_feature_time_ms bigint",
+        "opened_score double", "latest_feature_time timestamp", "latest_feature_time_ms bigint",
+        "latest_score double", "alert_count bigint", "model_name string", "model_version string",
+        "model_kind string", "threshold double", "horizon_hours double", "evidence string",
+        "closed_at timestamp", "closed_event string", "closed_event_time_ms bigint",
+        "closed_reason string", "created_at timestamp", "updated_at timestamp",
+        "alerted_at timestamp",
+    ),
+)  # fmt: skip
+
+TABLES: tuple[TableRef, ...] = (
+    BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
+    REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
+    SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS, SILVER_RULE_STATE,
+    GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_OPEN_WINDOWS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,
+    GOLD_LATE_DATA,
+    SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
+    GOLD_WORK_ORDERS,
 )  # fmt: skip

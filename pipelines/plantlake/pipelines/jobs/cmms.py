@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from plantlake.adapters.delta import read_delta
 from plantlake.adapters.spark import first_row
 from plantlake.core.config import LakeSettings
-from plantlake.core.contracts import SILVER_MAINTENANCE_EVENTS, Column
+from plantlake.core.contracts import MAINTENANCE_EVENT_COLUMNS, SILVER_MAINTENANCE_EVENTS
 from plantlake.core.errors import ContractError, SourceError
 
 EXPORT_COLUMNS = ("asset", "event", "failure_mode", "time_ms")
@@ -35,17 +35,6 @@ EVENT_KINDS = ("failure", "repair", "inspection")
 _EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 _LATEST_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 _SHOWN_ERRORS = 10
-
-# Columns of silver.maintenance_events (key: SILVER_MAINTENANCE_EVENTS.key).
-MAINTENANCE_EVENT_COLUMNS: tuple[Column, ...] = (
-    Column("asset", "string", False, "Asset path site/line/asset."),
-    Column("event", "string", False, "failure, repair or inspection."),
-    Column("failure_mode", "string", True, "e.g. bearing_wear; null when the CMMS gave none."),
-    Column("event_time", "timestamp", False, "When it happened, per the CMMS."),
-    Column("event_time_ms", "long", False, "The same, epoch ms UTC (part of the key)."),
-    Column("source_file", "string", False, "The export the event was last loaded from."),
-    Column("loaded_at", "timestamp", False, "When that load ran."),
-)
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,8 @@ from plantlake.pipelines.transforms.rule_evaluation import (
 from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 
 # silver.dq_metrics without batch_time, which is stamped at write.
-DQ_METRICS_SCHEMA = (
-    "batch_id long, rule string, action string, checked long, passed long, failed long"
-)
+# silver.dq_metrics without batch_time, which the job stamps when it writes the rows.
+DQ_METRICS_SCHEMA = ", ".join(c for c in SILVER_DQ_METRICS.columns if c != "batch_time timestamp")
 # Lineage and review columns of silver.quarantine, after the bronze record and its event times.
 QUARANTINE_LINEAGE = (
     "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "edge_instance", "edge_seq"

@@ -9,12 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from plantlake.core.contracts import REFERENCE_ASSET_REGISTRY
 from plantlake.core.plant import Asset, Plant
 
-REGISTRY_SCHEMA = (
-    "asset string, sensor string, asset_class string, quantity string, site string, "
-    "line string, valid_from timestamp, valid_to timestamp"
-)
+REGISTRY_SCHEMA = REFERENCE_ASSET_REGISTRY.ddl()
 # Open intervals (valid_to null) end here in the join; far beyond any reading.
 _FAR_FUTURE = "9999-12-31 00:00:00"
 # Registry rows start this long before the plant's start, so a backfill still finds them.

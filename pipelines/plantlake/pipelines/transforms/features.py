@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from plantlake.core.contracts import FEATURE_COLUMNS
+
 FEATURE_VERSION = "2026-11-25.1"
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -33,16 +35,6 @@ SIGNALS: Mapping[str, str] = {
     "state": "running",
 }
 
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "vibration_rms_mean_15m", "vibration_rms_mean_1h", "vibration_rms_mean_24h",
-    "vibration_rms_max_1h", "vibration_rms_trend_24h",
-    "temperature_mean_15m", "temperature_mean_1h", "temperature_mean_24h",
-    "temperature_rate_1h",
-    "current_mean_1h", "current_std_1h", "current_mean_24h",
-    "pressure_mean_1h", "pressure_mean_24h",
-    "temperature_vibration_corr_24h",
-    "hours_since_maintenance", "cycles_since_maintenance",
-)  # fmt: skip
 FEATURE_DOCS: Mapping[str, str] = {
     "vibration_rms_trend_24h": "least-squares slope of 5-minute vibration RMS means, mm/s per hour",
     "temperature_rate_1h": "least-squares slope of 5-minute temperature means, degC per hour",

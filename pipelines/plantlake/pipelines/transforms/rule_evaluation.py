@@ -9,6 +9,7 @@ from typing import NamedTuple
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from plantlake.core.contracts import SILVER_RULE_STATE
 from plantlake.pipelines.transforms.expectations import BLOCKING_ACTIONS, Rule
 from plantlake.pipelines.transforms.rules import columns as c
 
@@ -60,10 +61,7 @@ def _implausible(rules: Sequence[Rule], *, now_ms: int) -> Column:
 # (silver.rule_state; the hot path's SensorChecks holds the same): the last event time seen, the
 # last usable value and its time, the last non-null value, how many non-null values there were,
 # and per stuck rule the (event time, count) of the reading that began the current unchanged run.
-CARRIED_SCHEMA = (
-    "asset string, sensor string, last_time long, prev_value double, prev_time long, "
-    "prev_raw double, count long, runs map<string, struct<start:long, first:long>>"
-)
+CARRIED_SCHEMA = SILVER_RULE_STATE.ddl()
 _RUNS_TYPE = "map<string, struct<start:long, first:long>>"
 _CARRY_TYPE = (
     "struct<last_time:long, prev_value:double, prev_time:long, prev_raw:double, count:long, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from plantlake.core.contracts import REFERENCE_UNITS
 from plantlake.core.units import ALIASES, quantity_of, registry
 
 # The canonical unit of each quantity silver stores; "" is the unit of a state (no unit).
@@ -34,7 +35,7 @@ ACCEPTED_UNITS: tuple[str, ...] = (
     "",
 )  # fmt: skip
 
-UNITS_SCHEMA = "unit string, quantity string, canonical_unit string, scale double, offset double"
+UNITS_SCHEMA = REFERENCE_UNITS.ddl()
 
 
 def _pint_name(unit: str) -> str:
