@@ -53,11 +53,7 @@ from plantlake.models.logic.work_orders import (
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
 BATCH, STREAM = "batch", "stream"
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "model_name", "model_version", "model_kind", "asset", "asset_class", "feature_time",
-    "feature_time_ms", "knowable_at", "score", "threshold", "alert", "horizon_hours",
-    "scoring_mode", "scored_at",
-)  # fmt: skip
+PREDICTION_COLUMNS = GOLD_PREDICTIONS.column_names
 
 
 @dataclass

@@ -26,21 +26,16 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from plantlake.core.contracts import GOLD_LATE_DATA, GOLD_OPEN_WINDOWS, GOLD_TELEMETRY_1M
 from plantlake.pipelines.transforms.twin_state import good_readings
 
 WINDOWS_MS: Mapping[str, int] = {"1m": 60_000, "5m": 300_000}
 WINDOW_KEY = ("asset", "sensor", "window_start_ms")
-AGGREGATE_COLUMNS = (
-    "asset", "sensor", "window_start", "window_end", "window_start_ms", "quantity", "unit",
-    "mean", "std", "min", "max", "count", "p95",
-)  # fmt: skip
-# gold.open_windows: the sorted values of each window still open, per window size.
-OPEN_WINDOW_COLUMNS = ("window_ms", *WINDOW_KEY, "quantity", "unit", "values")
-LATE_DATA_COLUMNS = (
-    "gold_table", "asset", "sensor", "event_time", "event_time_ms", "sequence", "value",
-    "window_start", "window_end", "watermark", "lateness_ms", "batch_id", "arrival_time",
-    "kafka_topic", "kafka_partition", "kafka_offset",
-)  # fmt: skip
+# The columns of the window tables, gold.open_windows (the sorted values of each window still
+# open, per window size) and gold.late_data, as the lake contract states them.
+AGGREGATE_COLUMNS = GOLD_TELEMETRY_1M.column_names
+OPEN_WINDOW_COLUMNS = GOLD_OPEN_WINDOWS.column_names
+LATE_DATA_COLUMNS = GOLD_LATE_DATA.column_names
 P95 = 0.95
 
 
