@@ -5,7 +5,8 @@ import uuid
 import pytest
 from rich.console import Console
 
-from plantlake.core.config import LakeSettings, ensure_local_secrets, load_settings
+from plantlake.app.local_secrets import ensure_local_secrets
+from plantlake.core.config import LakeSettings, load_settings
 from plantlake.ingest.filters import default_window_features
 
 

@@ -9,7 +9,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from rich.console import Console
 
-from plantlake.core.config import ensure_local_secrets, load_settings
+from plantlake.app.local_secrets import ensure_local_secrets
+from plantlake.core.config import load_settings
 from plantlake.core.records import LifecycleKind, Quality
 from plantlake.ingest.edge import MemorySink
 from plantlake.ingest.sparkplug.host import HostOptions
@@ -169,7 +170,8 @@ def test_while_the_host_is_offline_the_node_buffers_and_replays_as_historical(ru
 _HOST_SCRIPT = """
 import signal, sys, threading, time
 from pathlib import Path
-from plantlake.core.config import ensure_local_secrets, load_settings
+from plantlake.app.local_secrets import ensure_local_secrets
+from plantlake.core.config import load_settings
 from plantlake.ingest.buffer import Outbox
 from plantlake.ingest.buffered_sink import BufferedSink
 from plantlake.ingest.sparkplug.host_client import HostClient

@@ -35,7 +35,7 @@ def test_the_home_folder_is_made_private(tmp_path):
     assert result.returncode in (0, 1), result.stderr
     assert home.stat().st_mode & 0o777 == 0o700
     # What a plantlake process (and what it starts) writes afterwards is its owner's alone.
-    code = ("from pathlib import Path; from plantlake.core.config import make_home_private; "
+    code = ("from pathlib import Path; from plantlake.app.local_secrets import make_home_private; "
             f"make_home_private(Path({str(home)!r})); Path({str(home)!r}, 'x').write_text('x')")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (home / "x").stat().st_mode & 0o777 == 0o600

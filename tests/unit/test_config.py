@@ -3,12 +3,8 @@ import stat
 import pytest
 from pydantic import ValidationError
 
-from plantlake.core.config import (
-    LakeSettings,
-    ensure_local_secrets,
-    generate_local_secrets,
-    load_settings,
-)
+from plantlake.app.local_secrets import ensure_local_secrets, generate_local_secrets
+from plantlake.core.config import LakeSettings, load_settings
 from plantlake.core.errors import ConfigError
 
 

@@ -38,7 +38,8 @@ Services = Annotated[list[str] | None, typer.Argument(help="Services (default: a
 
 
 def _settings(with_secrets: bool = False):
-    from plantlake.core.config import ensure_local_secrets, load_settings, make_home_private
+    from plantlake.app.local_secrets import ensure_local_secrets, make_home_private
+    from plantlake.core.config import load_settings
 
     settings = load_settings(_state["config"])
     make_home_private(settings.home)
