@@ -20,7 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from plantlake.pipelines.transforms.expectations import BLOCKING_ACTIONS, UNIT_RULE, Rule
-from plantlake.pipelines.transforms.rules.base import Prepared, ReadingContext, SensorChecks
+from plantlake.pipelines.transforms.rules.base import (
+    Prepared,
+    ReadingContext,
+    RuleParams,
+    SensorChecks,
+)
 
 __all__ = ["Prepared", "ReadingChecker", "Reference", "SensorChecks", "prepare"]
 
@@ -121,6 +126,11 @@ class ReadingChecker:
         # Which rules apply depends only on a sensor's registry columns and unit, so it is worked
         # out once per combination rather than rule by rule for every reading.
         self._scopes: dict[tuple, tuple[tuple[bool, ...], tuple[Rule, ...]]] = {}
+        # The rules that carry something per sensor past each reading (stuck's run), found once:
+        # the hot path calls failed_rules for every reading.
+        self._advancing = tuple(
+            r for r in self.rules if type(r.params).advance is not RuleParams.advance
+        )
 
     def _scope(self, r: Prepared) -> tuple[tuple[bool, ...], tuple[Rule, ...]]:
         """(in scope, per rule of `rules`; the plausibility rules in scope) for the reading's
@@ -155,9 +165,10 @@ class ReadingChecker:
         implausible = any(x.params.fails(x.name, r, ctx) for x in bounds)
         ctx.usable = v is not None and r.quality != "Bad" and not implausible
         failed = []
-        for rule, applies in zip(self.rules, scoped, strict=True):
-            if ctx.in_order:  # what a rule tracks per sensor moves on, in scope or not
+        if ctx.in_order:  # what a rule tracks per sensor moves on, in scope or not
+            for rule in self._advancing:
                 rule.params.advance(rule.name, r, ctx)
+        for rule, applies in zip(self.rules, scoped, strict=True):
             if applies and rule.params.fails(rule.name, r, ctx):
                 failed.append(rule.name)
         if ctx.in_order:
