@@ -70,7 +70,7 @@ def register_champion(settings, name: str) -> str:
     from mlflow.tracking import MlflowClient
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from plantlake.models.jobs.pyfunc import RiskScoreModel
+    from plantlake.models.pyfunc import RiskScoreModel
 
     rng = np.random.default_rng(5)
     x = pd.DataFrame(rng.uniform(0, 3, size=(400, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)

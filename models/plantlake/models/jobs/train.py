@@ -31,7 +31,6 @@ from plantlake.core.clock import iso_ms
 from plantlake.core.config import ModelSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES, GOLD_TRAINING_SETS, SILVER_MAINTENANCE_EVENTS
 from plantlake.core.errors import SourceError
-from plantlake.models.jobs.pyfunc import ANOMALY, FAILURE, RiskScoreModel
 from plantlake.models.logic.evaluation import (
     AlertQuality,
     alert_quality,
@@ -47,6 +46,7 @@ from plantlake.models.logic.training_set import (
     LabelPolicy,
     build_training_set,
 )
+from plantlake.models.pyfunc import ANOMALY, FAILURE, RiskScoreModel
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS, FEATURE_VERSION
 
 EXPERIMENT = "plantlake-predictive-maintenance"

@@ -5,6 +5,9 @@ A scikit-learn estimator inside an `mlflow.pyfunc.PythonModel`, so the failure p
 both score as one double per row, higher meaning worse, through `mlflow.pyfunc.load_model` or
 `mlflow.pyfunc.spark_udf(..., result_type="double")` alike. The alert threshold travels with
 the model (and as the model version tag `alert_threshold`).
+
+Registered models hold this class by its import path (MLflow pickles the instance): the module
+stays `plantlake.models.pyfunc` so that every model already in a registry keeps loading.
 """
 
 from __future__ import annotations
