@@ -36,10 +36,6 @@ MEAN_MINUS_MIN = ("mean_minus_min", "`mean` - `min`")
 MAX_MINUS_MEAN = ("max_minus_mean", "`max` - `mean`")
 
 
-def _rule_specs(rule: Rule, table: str, *, now_ms: int) -> list[ExpectationSpec]:
-    return rule.params.expectation_specs(rule.name, rule.action, table, now_ms=now_ms)
-
-
 def suite_spec(rules: Sequence[Rule], *, now_ms: int) -> list[ExpectationSpec]:
     """silver.telemetry's expectations: each rule as the expectation(s) that express it on a
     snapshot, or one stream-only entry; plus the uniqueness of silver's key.
@@ -53,7 +49,7 @@ def suite_spec(rules: Sequence[Rule], *, now_ms: int) -> list[ExpectationSpec]:
             spec
             if spec.note
             else replace(spec, note=f"{rule.name} ({rule.action}): {rule.description}")
-            for spec in _rule_specs(rule, table, now_ms=now_ms)
+            for spec in rule.params.expectation_specs(rule.name, rule.action, table, now_ms=now_ms)
         ]
     # Not a YAML rule: silver's dedup promises one row per key.
     specs.append(
