@@ -24,6 +24,9 @@ _QUANTITIES = {
     "[length] ** 3 / [time]": "flow",
     "[length] / [time]": "vibration",
 }
+# Every quantity a registry entry may name: the measured ones above, "state" (no unit), and the
+# unitless edge window features (crest factor is a ratio, FFT bands an energy).
+KNOWN_QUANTITIES: tuple[str, ...] = (*_QUANTITIES.values(), "state", "ratio", "energy")
 
 
 @cache
