@@ -5,7 +5,12 @@ import orjson
 import pytest
 
 from plantlake.app.demo import demo_readings
-from plantlake.core.contracts import BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE, BRONZE_TELEMETRY
+from plantlake.core.contracts import (
+    BRONZE_DEAD_LETTER,
+    BRONZE_EDGE_FEATURES,
+    BRONZE_LIFECYCLE,
+    BRONZE_TELEMETRY,
+)
 from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind
 from plantlake.core.topics import topic
 from plantlake.pipelines.jobs import bronze
@@ -42,10 +47,18 @@ def _readings(count: int, start_ms: int) -> list[tuple[str, bytes]]:
     ]
 
 
+def _features(count: int, start_ms: int) -> list[tuple[str, bytes]]:
+    """Window features as the edge sends them: canonical records on the edge_features topic."""
+    return [
+        ("edge_features", orjson.dumps(r | {"sensor": "vibration.crest", "unit": None}))
+        for r in demo_readings("f", count=count, start_ms=start_ms)
+    ]
+
+
 def _tables(spark, settings) -> dict[str, tuple[int, int]]:
     """Rows and Delta version of each bronze table."""
     out = {}
-    for ref in (BRONZE_TELEMETRY, BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER):
+    for ref in (BRONZE_TELEMETRY, BRONZE_EDGE_FEATURES, BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER):
         path = ref.path(settings.lake)
         version = spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first().version
         out[ref.table] = (spark.read.format("delta").load(path).count(), version)
@@ -58,13 +71,14 @@ def test_every_part_lands_once_and_a_retried_batch_adds_nothing(spark, own_lake)
     batch = _batch(spark, own_lake, [
         *_readings(3, 1_767_225_600_000),
         ("telemetry", b"{broken"),
+        *_features(2, 1_767_225_600_000),
         ("lifecycle", orjson.dumps(death.to_record())),
         ("dead_letter", orjson.dumps(letter.to_record())),
     ])  # fmt: skip
     bronze.land_batch(batch, own_lake, app_id="a", batch_id=0, existing=set())
     landed = _tables(spark, own_lake)
     assert {t: rows for t, (rows, _) in landed.items()} == {
-        "telemetry": 3, "lifecycle": 1, "dead_letter": 2,
+        "telemetry": 3, "edge_features": 2, "lifecycle": 1, "dead_letter": 2,
     }  # fmt: skip
     # The retry (as after a crash between commits): Delta skips each append already committed,
     # and no table gains a row or a version.
@@ -73,9 +87,11 @@ def test_every_part_lands_once_and_a_retried_batch_adds_nothing(spark, own_lake)
 
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{BRONZE_TELEMETRY.path(own_lake.lake)}`").first()
     assert detail.properties == BRONZE_TELEMETRY.properties()
-    assert_tables_match_contract(
-        spark, own_lake.lake, ("bronze.telemetry", "bronze.lifecycle", "bronze.dead_letter")
-    )
+    assert_tables_match_contract(spark, own_lake.lake, (
+        "bronze.telemetry", "bronze.edge_features", "bronze.lifecycle", "bronze.dead_letter",
+    ))  # fmt: skip
+    features = spark.read.format("delta").load(BRONZE_EDGE_FEATURES.path(own_lake.lake))
+    assert {r.sensor for r in features.collect()} == {"vibration.crest"}
 
 
 def test_good_telemetry_alone_commits_only_telemetry(spark, own_lake):
@@ -83,13 +99,14 @@ def test_good_telemetry_alone_commits_only_telemetry(spark, own_lake):
     bronze.land_batch(first, own_lake, app_id="a", batch_id=0, existing=set())
     created = _tables(spark, own_lake)  # the first batch creates the empty tables
     assert {t: rows for t, (rows, _) in created.items()} == {
-        "telemetry": 2, "lifecycle": 0, "dead_letter": 0,
+        "telemetry": 2, "edge_features": 0, "lifecycle": 0, "dead_letter": 0,
     }  # fmt: skip
 
     second = _batch(spark, own_lake, _readings(4, 1_767_225_700_000), first_offset=2)
     bronze.land_batch(second, own_lake, app_id="a", batch_id=1, existing=set())
     after = _tables(spark, own_lake)
     assert after["telemetry"] == (6, created["telemetry"][1] + 1)
+    assert after["edge_features"] == created["edge_features"]
     assert after["lifecycle"] == created["lifecycle"]
     assert after["dead_letter"] == created["dead_letter"]
 

@@ -153,29 +153,42 @@ def test_a_batch_of_every_topic_is_parsed_once_and_split_by_kind(spark):
     reading = orjson.dumps(next(demo_readings("t", count=1, start_ms=0)))
     death = LifecycleEvent(LifecycleKind.DEATH, "sparkplug", "gw", 1_000, 1_005, bd_seq=3)
     letter = DeadLetter("modbus", "plc", "bad register", b"\x01", 7)
+    feature = orjson.dumps(
+        next(demo_readings("t", count=1, start_ms=0)) | {"sensor": "vibration.band_50_200"}
+    )
     rows = [
         (b"k", reading, "p.telemetry", 0, 0, None, None),
         (b"k", b"{broken", "p.telemetry", 0, 1, None, None),
+        (b"k", feature, "p.edge_features", 0, 0, None, None),
+        (b"k", b'{"sensor": 3}', "p.edge_features", 0, 1, None, None),
         (b"k", orjson.dumps(death.to_record()), "p.lifecycle", 0, 0, None, None),
         (b"k", orjson.dumps(letter.to_record()), "p.dead_letter", 0, 0, None, None),
     ]
     batch = spark.createDataFrame(rows, _kafka_rows(spark, []).schema)
     topics = {
         "telemetry": "p.telemetry",
+        "edge_features": "p.edge_features",
         "lifecycle": "p.lifecycle",
         "dead_letter": "p.dead_letter",
     }
     parsed = bronze.parse_batch(batch, topics=topics)
     [reading_row] = telemetry_rows(bronze.records_of(parsed, "telemetry")).collect()
     assert reading_row.raw_value == reading
+    # Window features are canonical records of their own topic, held to the same contract.
+    [feature_row] = telemetry_rows(bronze.records_of(parsed, "edge_features")).collect()
+    assert (feature_row.sensor, feature_row.raw_value) == ("vibration.band_50_200", feature)
     [event] = lifecycle_rows(bronze.records_of(parsed, "lifecycle")).collect()
     assert (event.kind, event.bd_seq) == ("death", 3)
     [edge] = edge_dead_letter_rows(bronze.records_of(parsed, "dead_letter")).collect()
     assert (edge.reason, edge.raw_value) == ("bad register", b"\x01")
-    bad, edge_letter = bronze.batch_dead_letters(parsed).orderBy("refused_by").collect()
+    letters = bronze.batch_dead_letters(parsed).orderBy("refused_by", "kafka_topic").collect()
+    bad_feature, bad, edge_letter = letters
     assert (bad.kafka_topic, bad.reason) == ("p.telemetry", "payload is not a JSON object")
+    assert bad_feature.kafka_topic == "p.edge_features" and "sensor" in bad_feature.reason
     assert edge_letter.refused_by == "edge"
-    assert bronze._part_sizes(parsed) == {"telemetry": 1, "lifecycle": 1, "dead_letter": 2}
+    assert bronze._part_sizes(parsed) == {
+        "telemetry": 1, "edge_features": 1, "lifecycle": 1, "dead_letter": 3,
+    }  # fmt: skip
 
 
 def test_a_time_that_is_no_epoch_millisecond_is_refused_naming_the_field(spark):

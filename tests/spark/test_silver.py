@@ -224,3 +224,55 @@ def test_silver_job_end_to_end_routes_converts_measures_and_is_idempotent(spark,
         .collect()
     )
     assert [(m.checked, m.failed) for m in replayed] == [(7, 7)]
+
+
+def test_edge_features_reach_silver_and_an_older_checkpoint_resumes_where_it_was(spark, own_lake):
+    from plantlake.adapters.checkpoints import start_exclusive
+    from plantlake.core.contracts import BRONZE_EDGE_FEATURES
+
+    lake = own_lake.lake
+    pump = "plant1/line1/pump-02"
+    telemetry = [bronze_row(pump, "bearing_temperature", 131.0, "degF", t_ms=T0, offset=0)]
+    spark.createDataFrame(telemetry, BRONZE_SCHEMA).write.format("delta").mode("append").save(
+        BRONZE_TELEMETRY.path(lake)
+    )
+    silver.load_reference(spark, own_lake, PLANT, default_window_features())
+    # The silver query as it was before edge features reached the lake: bronze.telemetry alone.
+    checkpoint = lake.checkpoint_path("silver")
+    writer = silver.batch_writer(spark, lake, checkpoint=checkpoint, rules=None)
+    old = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
+    query = start_exclusive(old, writer, own_lake, checkpoint, job="silver", every=None)
+    query.awaitTermination()
+    assert query.exception() is None
+
+    feature = {"kafka_topic": "plantlake.edge_features", "source_protocol": "daq"}
+    features = [
+        bronze_row(pump, "vibration.band_50_200", 0.8, None, t_ms=T0, offset=0) | feature,
+        bronze_row(pump, "vibration.crest", 3.2, None, t_ms=T0, offset=1) | feature,
+        bronze_row(pump, "vibration.rms", 2.5, "mm/s", t_ms=T0, offset=2) | feature,
+    ]
+    spark.createDataFrame(features, BRONZE_SCHEMA).write.format("delta").mode("append").save(
+        BRONZE_EDGE_FEATURES.path(lake)
+    )
+    later = bronze_row(pump, "bearing_temperature", 132.0, "degF", t_ms=T0 + 1000, offset=1)
+    spark.createDataFrame([later], BRONZE_SCHEMA).write.format("delta").mode("append").save(
+        BRONZE_TELEMETRY.path(lake)
+    )
+    _run_once(spark, own_lake)  # the two-source query, on the one-source checkpoint
+
+    rows = spark.read.format("delta").load(SILVER_TELEMETRY.path(lake)).collect()
+    by_sensor: dict[str, list] = {}
+    for r in rows:
+        by_sensor.setdefault(r.sensor, []).append(r)
+    # Each telemetry reading once: the old checkpoint's place in bronze.telemetry was kept.
+    assert sorted(r.source_value for r in by_sensor["bearing_temperature"]) == [131.0, 132.0]
+    [band] = by_sensor["vibration.band_50_200"]
+    assert (band.quantity, band.value, band.unit, band.kafka_topic) == (
+        "energy",
+        0.8,
+        None,
+        "plantlake.edge_features",
+    )
+    assert by_sensor["vibration.crest"][0].quantity == "ratio"
+    assert by_sensor["vibration.rms"][0].value == pytest.approx(2.5)
+    assert spark.read.format("delta").load(SILVER_QUARANTINE.path(lake)).count() == 0

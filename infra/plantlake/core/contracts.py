@@ -300,6 +300,15 @@ BRONZE_TELEMETRY = TableRef(
         "raw_value binary", "ingest_time timestamp",
     ),
 )  # fmt: skip
+BRONZE_EDGE_FEATURES = TableRef(
+    "bronze", "edge_features",
+    key=("kafka_topic", "kafka_partition", "kafka_offset"),
+    writer="plantlake pipeline run bronze",
+    comment="Window features the edge computed from high-rate signals (RMS, peak, crest factor, "
+    "FFT band energies), as canonical records with Kafka lineage; append only.",
+    stats_columns=("sensor", "event_time_ms", "kafka_partition", "kafka_offset"),
+    columns=BRONZE_TELEMETRY.columns,
+)  # fmt: skip
 BRONZE_DEAD_LETTER = TableRef(
     "bronze", "dead_letter",
     key=("kafka_topic", "kafka_partition", "kafka_offset"),
@@ -323,11 +332,13 @@ BRONZE_LIFECYCLE = TableRef(
 REFERENCE_ASSET_REGISTRY = TableRef(
     "reference", "asset_registry",
     key=("asset", "sensor", "valid_from"),
-    writer="plantlake reference load",
-    comment="Which asset class and quantity each sensor is, valid from/to (remounts, renumbering).",
+    writer="plantlake reference load / import",
+    comment="Which asset class and quantity each sensor is, valid from/to (remounts, renumbering), "
+    "with the unit and address its device uses.",
     columns=(
         "asset string", "sensor string", "asset_class string", "quantity string", "site string",
         "line string", "valid_from timestamp", "valid_to timestamp",
+        "unit string", "protocol string", "address string",
     ),
 )  # fmt: skip
 REFERENCE_UNITS = TableRef(
@@ -520,7 +531,7 @@ GOLD_WORK_ORDERS = TableRef(
 )  # fmt: skip
 
 TABLES: tuple[TableRef, ...] = (
-    BRONZE_TELEMETRY, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
+    BRONZE_TELEMETRY, BRONZE_EDGE_FEATURES, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
     SILVER_TELEMETRY, SILVER_QUARANTINE, SILVER_DQ_METRICS, SILVER_RULE_STATE,
     GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_OPEN_WINDOWS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,

@@ -1,5 +1,6 @@
-"""Bronze layer: Kafka to Delta, append only, exactly once. Telemetry, lifecycle events and edge
-dead letters land in their tables; records that do not parse land in bronze.dead_letter."""
+"""Bronze layer: Kafka to Delta, append only, exactly once. Telemetry, edge window features,
+lifecycle events and edge dead letters land in their tables; records that do not parse land in
+bronze.dead_letter."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import Settings
 from plantlake.core.contracts import (
     BRONZE_DEAD_LETTER,
+    BRONZE_EDGE_FEATURES,
     BRONZE_LIFECYCLE,
     BRONZE_TELEMETRY,
     EDGE_DEAD_LETTER_RECORD,
@@ -287,6 +289,8 @@ _LIFECYCLE_CHECKS: tuple[Check, ...] = (
 # Keyed like TOPIC_KEYS: the topic each kind of record arrives on.
 CONTRACTS = {
     "telemetry": RecordContract(TELEMETRY_RECORD, _TELEMETRY_CHECKS),
+    # Window features are canonical records too (sensor "vibration.band_50_200" and the like).
+    "edge_features": RecordContract(TELEMETRY_RECORD, _TELEMETRY_CHECKS),
     "lifecycle": RecordContract(LIFECYCLE_RECORD, _LIFECYCLE_CHECKS),
     "dead_letter": RecordContract(EDGE_DEAD_LETTER_RECORD),
 }
@@ -368,6 +372,7 @@ def _part_sizes(parsed: DataFrame) -> dict[str, int]:
     ok = F.col("parse_error").isNull()
     counts = reduce(DataFrame.unionByName, checked).agg(
         F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
+        F.count_if(ok & (F.col("kind") == "edge_features")).alias("edge_features"),
         F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
         F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
     )
@@ -461,24 +466,34 @@ def land_batch(
     nothing_else = figures is not None and figures["rest"] == 0
     rest = None if nothing_else else _rest_of_batch(batch, names, figures).persist()
     try:
-        sizes = _part_sizes(rest) if rest is not None else {"lifecycle": 0, "dead_letter": 0}
-        for ref in (BRONZE_LIFECYCLE, BRONZE_DEAD_LETTER):
+        sizes = _part_sizes(rest) if rest is not None else dict.fromkeys(_REST_PARTS.values(), 0)
+        for ref, part in _REST_PARTS.items():
             path = ref.path(settings.lake)
-            size = sizes["lifecycle" if ref is BRONZE_LIFECYCLE else "dead_letter"]
+            size = sizes[part]
             if size == 0 and (path in existing or table_exists(batch.sparkSession, path)):
                 existing.add(path)
                 continue
             source = rest if rest is not None else _rest_of_batch(batch, names, figures)
             rows = _part_rows(ref, source)
-            append_once(rows, path, app_id=app_id, batch_id=batch_id)
+            append_once(rows, path, app_id=app_id, batch_id=batch_id, properties=ref.properties())
             existing.add(path)
     finally:
         if rest is not None:
             rest.unpersist()
 
 
+# The tables a batch's rest lands in, each with its part of `_part_sizes`.
+_REST_PARTS: dict[TableRef, str] = {
+    BRONZE_EDGE_FEATURES: "edge_features",
+    BRONZE_LIFECYCLE: "lifecycle",
+    BRONZE_DEAD_LETTER: "dead_letter",
+}
+
+
 def _part_rows(ref: TableRef, rest: DataFrame) -> DataFrame:
-    """The rows of bronze.lifecycle or bronze.dead_letter in a batch's rest."""
+    """The rows of bronze.edge_features, bronze.lifecycle or bronze.dead_letter in a batch's rest."""
+    if ref is BRONZE_EDGE_FEATURES:
+        return telemetry_rows(records_of(rest, "edge_features"))
     if ref is BRONZE_LIFECYCLE:
         return lifecycle_rows(records_of(rest, "lifecycle"))
     return batch_dead_letters(rest)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
+from plantlake.adapters.checkpoint_sources import add_sources
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import (
     append_unless_empty,
@@ -24,6 +26,7 @@ from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.clock import now_ms
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import (
+    BRONZE_EDGE_FEATURES,
     BRONZE_TELEMETRY,
     REFERENCE_ASSET_REGISTRY,
     REFERENCE_UNITS,
@@ -53,7 +56,6 @@ from plantlake.pipelines.transforms.rule_evaluation import (
 )
 from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 
-# silver.dq_metrics without batch_time, which is stamped at write.
 # silver.dq_metrics without batch_time, which the job stamps when it writes the rows.
 DQ_METRICS_SCHEMA = ", ".join(c for c in SILVER_DQ_METRICS.columns if c != "batch_time timestamp")
 # Lineage and review columns of silver.quarantine, after the bronze record and its event times.
@@ -288,10 +290,31 @@ def batch_writer(
     )
 
 
+# What silver refines, in this order: a checkpoint made before edge features reached the lake
+# names only the first, and `add_sources` lets it resume there (see checkpoint_sources).
+BRONZE_READINGS: tuple[TableRef, ...] = (BRONZE_TELEMETRY, BRONZE_EDGE_FEATURES)
+
+
+def bronze_readings(spark: SparkSession, lake: LakeSettings, *, checkpoint: str) -> DataFrame:
+    """One stream of every bronze reading: telemetry and the edge's window features (same
+    columns), so both go through one registry join, unit normalization and rule set.
+
+    Creates bronze.edge_features empty when bronze has not yet (a lake from before it), and
+    grows an older checkpoint by the new source."""
+    features = BRONZE_EDGE_FEATURES.path(lake)
+    if not table_exists(spark, features):
+        spark.createDataFrame([], BRONZE_EDGE_FEATURES.ddl()).write.format("delta").options(
+            **BRONZE_EDGE_FEATURES.properties()
+        ).mode("append").save(features)
+    add_sources(spark, checkpoint, len(BRONZE_READINGS))
+    streams = [spark.readStream.format("delta").load(ref.path(lake)) for ref in BRONZE_READINGS]
+    return reduce(DataFrame.unionByName, streams)
+
+
 def run(
     spark: SparkSession, settings: Settings, *, once: bool, rules: Sequence[Rule] | None = None
 ) -> StreamingQuery:
-    """Start the silver query over bronze.telemetry; `once` processes what is available and stops.
+    """Start the silver query over bronze.telemetry and bronze.edge_features; `once` processes what is available and stops.
 
     `rules` defaults to the rule files in expectations/ (`load_rules()`).
 
@@ -301,7 +324,7 @@ def run(
     lake = settings.lake
     checkpoint = lake.checkpoint_path("silver")
     write_batch = batch_writer(spark, lake, checkpoint=checkpoint, rules=rules)
-    source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
+    source = bronze_readings(spark, lake, checkpoint=checkpoint)
     every = None if once else settings.pipeline.silver_trigger
     with scheduler_pool(spark, "silver"):
         return start_exclusive(source, write_batch, settings, checkpoint, job="silver",
