@@ -165,6 +165,13 @@ EDGE_SOURCES = ("opcua", "modbus", "sparkplug", "daq")
 
 def _edge_command(source: str):
     def ingest(
+        config: Annotated[
+            Path | None,
+            typer.Option(
+                help="A site's TOML settings file (as the global --config): the edge reads only "
+                "the devices it describes and never the simulated plant."
+            ),
+        ] = None,
         register_map: Annotated[
             Path | None, typer.Option(exists=True, help="Modbus register map YAML.")
         ] = None,
@@ -174,9 +181,16 @@ def _edge_command(source: str):
         from plantlake.app.edge_sources import make_source
         from plantlake.ingest.runner import run_edge
 
-        settings = _with_simulator(_settings(with_secrets=True), speed, seed)
-        run_edge(settings, source, make_source(settings, source, register_map=register_map),
-                 console)  # fmt: skip
+        if config is not None:
+            _state["config"] = config
+        # A named settings file is a site: its credentials come from its environment, none are
+        # generated, and the simulated plant stands in for nothing.
+        site = _state["config"] is not None
+        if site and (speed is not None or seed is not None):
+            raise PlantlakeError("--speed and --seed drive the simulated plant, not a site's edge.")
+        settings = _with_simulator(_settings(with_secrets=not site), speed, seed)
+        run_edge(settings, source, make_source(settings, source, register_map=register_map,
+                                               site=site), console)  # fmt: skip
 
     ingest.__doc__ = (
         f"Run the {source} edge process (protocol -> filter -> disk buffer -> Kafka) until stopped."
@@ -353,6 +367,54 @@ def reference_load(seed: Seed = None) -> None:
     )
     for table, rows in written.items():
         console.print(f"{table}: {rows} rows")
+
+
+discover_app = typer.Typer(
+    no_args_is_help=True,
+    help="Draft the asset registry from what devices describe: files to review, never loaded.",
+)
+reference_app.add_typer(discover_app, name="discover")
+DraftDir = Annotated[
+    Path, typer.Option("--out", file_okay=False, help="Folder for the registry draft and tag list.")
+]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite drafts already in --out.")]
+
+
+@discover_app.command("opcua")
+def reference_discover_opcua(
+    endpoint: Annotated[str, typer.Argument(help="The server, opc.tcp://host:port/path.")],
+    out: DraftDir,
+    force: Force = False,
+) -> None:
+    """Browse an OPC-UA server's AnalogItems (EngineeringUnits, EURange) into a registry draft
+    and the edge's tag list; logs in as the edge does (settings opcua.*)."""
+    import asyncio
+
+    from plantlake.app.discover import refuse_overwrite, write_and_report
+    from plantlake.ingest.opcua.discover import discover_opcua
+
+    refuse_overwrite(out, "opcua", force=force)
+    settings = _settings(with_secrets=_state["config"] is None)
+    opcua = settings.opcua.model_copy(update={"endpoint": endpoint})
+    write_and_report(console, asyncio.run(discover_opcua(opcua, settings.pki)), out, force=force)
+
+
+@discover_app.command("sparkplug")
+def reference_discover_sparkplug(
+    out: DraftDir,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to listen for births.")] = 30.0,
+    force: Force = False,
+) -> None:
+    """Listen to the Sparkplug births (NBIRTH, DBIRTH) on the broker for SECONDS into a registry
+    draft and the edge's metric list. Listens only: start it, then restart the nodes or the
+    primary host so they birth."""
+    from plantlake.app.discover import refuse_overwrite, write_and_report
+    from plantlake.ingest.sparkplug.discover import discover_sparkplug
+
+    refuse_overwrite(out, "sparkplug", force=force)
+    settings = _settings(with_secrets=_state["config"] is None)
+    console.print(f"listening to Sparkplug births for {seconds:g}s ...")
+    write_and_report(console, discover_sparkplug(settings.mqtt, seconds), out, force=force)
 
 
 @pipeline_app.command("maintain")

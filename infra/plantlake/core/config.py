@@ -3,15 +3,17 @@
 Values come from, highest first: keyword arguments, `PLANTLAKE_*` environment variables (nested
 with `__`, e.g. `PLANTLAKE_KAFKA__BOOTSTRAP_SERVERS`), the local secrets file that `plantlake up`
 generates (`$PLANTLAKE_HOME/secrets.env`), a TOML config file (`--config`, `$PLANTLAKE_CONFIG` or
-`./plantlake.toml`), then the defaults below, which describe the local loopback stack.
+`./plantlake.toml`), then the defaults below, which describe the local loopback stack. Relative
+paths in the TOML file are relative to it; credentials are refused there.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
+import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -237,6 +239,12 @@ class OpcUaSettings(_Section):
 class ModbusSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 5020
+    register_map: Path | None = Field(
+        None,
+        description="The register map YAML of the devices behind host:port (see "
+        "infra/site/modbus-register-map.template.yaml). Without one, an edge started without "
+        "--config polls the simulated plant's map, and one started with it refuses to run.",
+    )
 
 
 class EdgeSettings(_Section):
@@ -431,7 +439,7 @@ class Settings(BaseSettings):
         sources = [init_settings, env_settings, dotenv_settings]
         config_file = _config_file.get()
         if config_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            sources.append(_SettingsFile(settings_cls, toml_file=config_file))
         return tuple(sources)
 
     @property
@@ -468,6 +476,56 @@ class Settings(BaseSettings):
             root = str(lake.get("root") or LakeSettings.model_fields["root"].default).rstrip("/")
             lake = {**lake, "checkpoint_root": local_checkpoint_root(home, root)}
         return {**data, "lake": lake}
+
+
+class _SettingsFile(TomlConfigSettingsSource):
+    """The TOML settings file, read as a site writes it: relative paths are relative to the file
+    (a unit file or cron job runs from anywhere), and credentials are refused (they belong in the
+    environment or the secrets file, which are kept 0600, not in a file copied between hosts)."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"The settings file {file_path} is not valid TOML: {exc}.") from exc
+        return file_values(data, Settings, file=file_path)
+
+
+def file_values(
+    data: dict[str, Any], model: type[BaseModel], *, file: Path, where: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`data` from a settings file with its relative paths made relative to `file`; raises
+    ConfigError for a credential. Unknown keys pass through for validation to report."""
+    values = dict(data)
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        name = (*where, key)
+        kinds = _types_in(field.annotation)
+        if SecretStr in kinds:
+            env = ENV_PREFIX + "__".join(name).upper()
+            raise ConfigError(
+                f"The settings file {file} sets {'.'.join(name)}, a credential.",
+                hint=f"Remove it from the file and set {env} in the environment (a systemd "
+                f"EnvironmentFile, mode 0600) or in $PLANTLAKE_HOME/secrets.env.",
+            )
+        section = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+        if section is not None and isinstance(value, dict):
+            values[key] = file_values(value, section, file=file, where=name)
+        elif Path in kinds and isinstance(value, str):
+            path = Path(value).expanduser()
+            values[key] = str(path if path.is_absolute() else file.parent.absolute() / path)
+    return values
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    """Every type an annotation names (Path | None -> {Path, NoneType}; dict[str, SecretStr]
+    -> {dict, str, SecretStr})."""
+    found = {get_origin(annotation) or annotation}
+    for arg in get_args(annotation):
+        found |= _types_in(arg)
+    return found
 
 
 def secrets_file(home: Path) -> Path:
