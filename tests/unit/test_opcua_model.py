@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 from asyncua import ua
 
+from plantlake.core import unece
 from plantlake.core.records import Quality
 from plantlake.ingest.opcua.model import (
-    DEVICE_UNITS,
     ENGINEERING_UNITS,
     EU_RANGE,
     ROOT,
@@ -25,7 +25,6 @@ from plantlake.ingest.opcua.model import (
     sensor_variables,
     status_of,
     to_reading,
-    unece_unit_id,
     unit_from_eu,
 )
 from plantlake.simulator.plant import build_plant, value_at
@@ -34,42 +33,65 @@ PLANT = build_plant(seed=7)
 NS = 2
 
 
-@pytest.mark.parametrize(
-    ("code", "unit_id"),
-    # Values from the OPC Foundation's UNECE_to_OPCUA.csv.
-    [
-        ("CEL", 4408652),
-        ("FAH", 4604232),
-        ("KEL", 4932940),
-        ("PS", 20563),
-        ("C16", 4403510),
-        ("MQH", 5067080),
-        ("RPM", 5394509),
-        ("C62", 4404786),
-    ],
-)
-def test_unit_id_is_the_unece_code_in_ascii(code, unit_id):
-    assert unece_unit_id(code) == unit_id
-
-
-def test_unece_codes_are_one_to_three_ascii_characters():
-    with pytest.raises(ValueError):
-        unece_unit_id("ABCD")
-    with pytest.raises(ValueError):
-        unece_unit_id("")
-
-
 def test_every_unit_a_plant_device_reports_has_a_unece_code():
     units = {sensor.unit for asset in PLANT.assets for sensor in asset.sensors}
-    assert units <= DEVICE_UNITS.keys()
+    assert all(unece.code_for_unit(unit) for unit in units)
 
 
-@pytest.mark.parametrize("unit", sorted(DEVICE_UNITS))
+@pytest.mark.parametrize("unit", sorted(unece.PLANT_SPELLINGS.values()))
 def test_engineering_units_round_trip_to_the_unit_the_device_reports(unit):
     eu = eu_information(unit)
     assert eu.NamespaceUri == UNECE_NAMESPACE_URI
-    assert eu.UnitId == DEVICE_UNITS[unit].unit_id
+    assert eu.UnitId == unece.unit_id(unece.code_for_unit(unit))
     assert unit_from_eu(eu) == unit
+
+
+@pytest.mark.parametrize(
+    ("unit", "code", "display_name"),
+    # What the simulator published before the UNECE table: codes and symbols must not change.
+    [
+        ("degC", "CEL", "°C"),
+        ("degF", "FAH", "°F"),
+        ("K", "KEL", "K"),
+        ("bar", "BAR", "bar"),
+        ("psi", "PS", "lbf/in²"),
+        ("A", "AMP", "A"),
+        ("mm/s", "C16", "mm/s"),
+        ("m3/h", "MQH", "m³/h"),
+        ("rpm", "RPM", "r/min"),
+        ("", "C62", "1"),
+    ],
+)
+def test_plant_units_publish_the_same_unece_codes(unit, code, display_name):
+    eu = eu_information(unit)
+    assert eu.UnitId == unece.unit_id(code)
+    assert eu.DisplayName.Text == display_name
+
+
+def test_units_spelt_as_a_unece_symbol_publish_its_code():
+    eu = eu_information("kPa")
+    assert eu.UnitId == unece.unit_id("KPA")
+    assert unit_from_eu(eu) == "kPa"
+
+
+def test_a_unece_code_without_a_pint_unit_comes_back_marked_for_quarantine():
+    # KTN is a kilotonne, written "kt": pint would read the display name as a knot, a speed.
+    eu = ua.EUInformation(
+        NamespaceUri=UNECE_NAMESPACE_URI,
+        UnitId=unece.unit_id("KTN"),
+        DisplayName=ua.LocalizedText("kt"),
+    )
+    assert unit_from_eu(eu) == "UNECE:KTN"
+    assert unece.unmapped_code(unit_from_eu(eu)) == "KTN"
+
+
+def test_a_unit_id_outside_the_table_keeps_its_display_name():
+    eu = ua.EUInformation(
+        NamespaceUri=UNECE_NAMESPACE_URI,
+        UnitId=unece.unit_id("KTM"),  # a later OPC UA code, not in the shipped table
+        DisplayName=ua.LocalizedText("km"),
+    )
+    assert unit_from_eu(eu) == "km"
 
 
 def test_engineering_units_use_the_unece_symbol_as_display_name():

@@ -18,6 +18,7 @@ from typing import cast
 
 from asyncua import ua
 
+from plantlake.core import unece
 from plantlake.core.plant import Asset, Sensor
 from plantlake.core.records import Quality, Reading
 
@@ -33,47 +34,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
-def unece_unit_id(code: str) -> int:
-    """EUInformation.UnitId of a UNECE common code: its ASCII bytes, big-endian (Part 8 §5.6.3)."""
-    if not 1 <= len(code) <= 3 or not code.isascii():
-        raise ValueError(f"{code!r} is not a UNECE common code (1-3 ASCII characters)")
-    return int.from_bytes(code.encode("ascii"), "big")
-
-
-@dataclass(frozen=True)
-class UnitCode:
-    """A UNECE Rec. 20 unit as OPC-UA spells it (codes and names from UNECE_to_OPCUA.csv)."""
-
-    code: str
-    display_name: str
-    description: str
-
-    @property
-    def unit_id(self) -> int:
-        return unece_unit_id(self.code)
-
-
-# The units plant devices report, keyed by how the device (and `Sensor.unit`) spells them.
-# asyncua ships no UNECE table, so the few codes we need are written out here.
-DEVICE_UNITS: dict[str, UnitCode] = {
-    "degC": UnitCode("CEL", "°C", "degree Celsius"),
-    "degF": UnitCode("FAH", "°F", "degree Fahrenheit"),
-    "K": UnitCode("KEL", "K", "kelvin"),
-    "bar": UnitCode("BAR", "bar", "bar [unit of pressure]"),
-    "psi": UnitCode("PS", "lbf/in²", "pound-force per square inch"),
-    "A": UnitCode("AMP", "A", "ampere"),
-    "mm/s": UnitCode("C16", "mm/s", "millimetre per second"),
-    "m3/h": UnitCode("MQH", "m³/h", "cubic metre per hour"),
-    "rpm": UnitCode("RPM", "r/min", "revolutions per minute"),
-    "": UnitCode("C62", "1", "one"),  # dimensionless (a running/stopped state)
-}
-_UNIT_BY_ID = {code.unit_id: unit for unit, code in DEVICE_UNITS.items()}
-
-
 def eu_information(unit: str) -> ua.EUInformation:
-    """The EUInformation a device publishes for `unit`; unknown units keep their name, UnitId -1."""
-    code = DEVICE_UNITS.get(unit)
-    if code is None:
+    """The EUInformation a device publishes for `unit`: the UnitId, symbol and name of its UNECE
+    code (`unece.code_for_unit`: plantlake's spellings first, so "degC" is CEL). A unit with no code,
+    or with several that fit, keeps its name with UnitId -1."""
+    code = unece.code_for_unit(unit)
+    found = unece.by_code(code) if code is not None else None
+    if found is None:
         # Part 8: UnitId -1 means "no UNECE code"; the display name still says what it is.
         return ua.EUInformation(
             NamespaceUri=UNECE_NAMESPACE_URI,
@@ -83,19 +50,27 @@ def eu_information(unit: str) -> ua.EUInformation:
         )
     return ua.EUInformation(
         NamespaceUri=UNECE_NAMESPACE_URI,
-        UnitId=code.unit_id,
-        DisplayName=ua.LocalizedText(code.display_name),
-        Description=ua.LocalizedText(code.description),
+        UnitId=found.unit_id,
+        DisplayName=ua.LocalizedText(found.symbol),
+        Description=ua.LocalizedText(found.name),
     )
 
 
 def unit_from_eu(eu: ua.EUInformation | None) -> str | None:
-    """The unit a device reports, from its EngineeringUnits: our spelling for known UNECE codes,
-    else the display name; None when the variable has no EngineeringUnits."""
+    """The unit a device reports, from its EngineeringUnits; None when the variable has none.
+
+    A UNECE UnitId in the table gives plantlake's unit for the code (`unece.unit_from_code`:
+    "degC" for CEL, "kPa" for KPA). A code in the table that has no pint unit gives
+    `"UNECE:<code>"` (`unece.unmapped_unit`), which no unit parser accepts, so silver's unit rule
+    quarantines the reading with the code in its reason rather than trust pint's reading of the
+    symbol (KTN's "kt" would read as a knot). Any other UnitId or namespace keeps the display name.
+    """
     if eu is None:
         return None
-    if eu.NamespaceUri == UNECE_NAMESPACE_URI and eu.UnitId in _UNIT_BY_ID:
-        return _UNIT_BY_ID[eu.UnitId]
+    found = unece.by_unit_id(eu.UnitId) if eu.NamespaceUri == UNECE_NAMESPACE_URI else None
+    if found is not None:
+        unit = unece.unit_from_code(found.code)
+        return unit if unit is not None else unece.unmapped_unit(found.code)
     return eu.DisplayName.Text if eu.DisplayName and eu.DisplayName.Text is not None else None
 
 
