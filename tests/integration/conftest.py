@@ -8,6 +8,8 @@ from rich.console import Console
 from plantlake.app.local_secrets import ensure_local_secrets
 from plantlake.core.config import LakeSettings, load_settings
 from plantlake.ingest.filters import default_window_features
+from plantlake.pipelines.jobs.reference import load_reference
+from plantlake.simulator.registry import plant_registry_entries
 
 
 @pytest.fixture(scope="session")
@@ -85,11 +87,14 @@ def ml_models(ml_lake):
 def hot_lake(isolated_kafka, spark):
     """Isolated topics and lake with the simulated plant's reference tables, and a hot-path
     consumer group of its own."""
-    from plantlake.pipelines.jobs import silver
     from plantlake.simulator.plant import build_plant
 
-    silver.load_reference(
-        spark, isolated_kafka, build_plant(isolated_kafka.simulator.seed), default_window_features()
+    load_reference(
+        spark,
+        isolated_kafka,
+        plant_registry_entries(
+            build_plant(isolated_kafka.simulator.seed), default_window_features()
+        ),
     )
     group = isolated_kafka.hot_path.model_copy(update={"group_id": f"hot-{uuid.uuid4().hex[:8]}"})
     return isolated_kafka.model_copy(update={"hot_path": group})

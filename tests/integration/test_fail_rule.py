@@ -24,8 +24,10 @@ from plantlake.core.contracts import (
 )
 from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import silver
+from plantlake.pipelines.jobs.reference import load_reference
 from plantlake.pipelines.transforms.expectations import load_rules
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import plant_registry_entries
 from tests.spark.test_silver import BRONZE_SCHEMA, _ts
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
@@ -70,7 +72,7 @@ def test_a_failing_fail_rule_stops_silver_naming_the_rule_and_writes_nothing(
 ):
     lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
     own = settings.model_copy(update={"lake": lake})
-    silver.load_reference(spark, own, PLANT, default_window_features())
+    load_reference(spark, own, plant_registry_entries(PLANT, default_window_features()))
     # 20 plausible readings and 3 at 80-95 bar in one micro-batch.
     rows = [bronze_row("discharge_pressure", 6.0 + i / 10, "bar", offset=i) for i in range(12)]
     rows += [bronze_row("bearing_temperature", 55.0 + i, "degC", offset=12 + i) for i in range(8)]
@@ -129,7 +131,7 @@ def test_the_job_runner_raises_the_failed_rule_as_itself(spark, settings, tmp_pa
 
     lake = LakeSettings(root=f"file://{tmp_path}/lake", checkpoint_root=f"file://{tmp_path}/chk")
     own = settings.model_copy(update={"lake": lake})
-    silver.load_reference(spark, own, PLANT, default_window_features())
+    load_reference(spark, own, plant_registry_entries(PLANT, default_window_features()))
     rows = [bronze_row("discharge_pressure", 6.0, "bar", offset=0),
             bronze_row("discharge_pressure", 90.0, "bar", offset=1)]  # fmt: skip
     spark.createDataFrame(rows, BRONZE_SCHEMA).write.format("delta").save(

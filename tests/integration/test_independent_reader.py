@@ -21,13 +21,14 @@ from plantlake.adapters.kafka import produce, produce_raw
 from plantlake.app.jobs import run_layer
 from plantlake.core.contracts import TABLES, TableRef
 from plantlake.core.records import DeadLetter, LifecycleEvent, LifecycleKind, Quality, Reading
+from plantlake.core.registry_entries import entry_rows
 from plantlake.core.topics import topic
 from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs.hot_path import HotPath
-from plantlake.pipelines.jobs.silver import load_reference
-from plantlake.pipelines.transforms.asset_registry import REMOUNTS, registry_rows
+from plantlake.pipelines.jobs.reference import load_reference
 from plantlake.services.minio import delta_rs_options
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import REMOUNTS, plant_registry_entries
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
@@ -65,7 +66,7 @@ def _sensors(seed: int, count: int) -> list[tuple[str, str, str]]:
     """(asset, sensor, quantity) of registered analog sensors that were never remounted."""
     remounted = {(r.asset, r.sensor) for r in REMOUNTS}
     picked = []
-    for row in registry_rows(build_plant(seed), default_window_features()):
+    for row in entry_rows(plant_registry_entries(build_plant(seed), default_window_features())):
         key = (row["asset"], row["sensor"])
         if row["quantity"] in CANONICAL and key not in remounted and row["valid_to"] is None:
             picked.append((*key, row["quantity"]))
@@ -224,7 +225,11 @@ def test_every_lake_table_reads_the_same_in_spark_deltalake_and_duckdb(spark, is
     produce(settings.kafka, lifecycle, [death.to_record()])
     refused = DeadLetter("modbus", NODE, "register out of map", b"\x00\x01", now_ms, "40001")
     produce(settings.kafka, dead_letter, [refused.to_record()])
-    load_reference(spark, settings, build_plant(settings.simulator.seed), default_window_features())
+    load_reference(
+        spark,
+        settings,
+        plant_registry_entries(build_plant(settings.simulator.seed), default_window_features()),
+    )
     _refine(spark, settings)
     second = _round_two(sensors, records, t0)
     produce(settings.kafka, telemetry, second)

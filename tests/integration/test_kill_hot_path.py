@@ -12,14 +12,15 @@ import pytest
 
 from plantlake.core.config import LakeSettings
 from plantlake.core.contracts import GOLD_TWIN_STATE
+from plantlake.core.registry_entries import entry_rows
 from plantlake.core.topics import topic
 from plantlake.ingest.filters import default_window_features
-from plantlake.pipelines.jobs import silver
 from plantlake.pipelines.jobs.hot_path import HotPath
+from plantlake.pipelines.jobs.reference import load_reference
 from plantlake.pipelines.jobs.twin_store import open_table
-from plantlake.pipelines.transforms.asset_registry import registry_rows
 from plantlake.services.minio import delta_rs_options
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import plant_registry_entries
 from tests.integration.test_restart import crash
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.stress]
@@ -81,7 +82,7 @@ def _twin(settings):
 def test_the_hot_path_killed_five_times_equals_an_uninterrupted_run(hot_lake, spark, tmp_path):
     settings = hot_lake
     sensors = [(r["asset"], r["sensor"], r["quantity"])
-               for r in registry_rows(build_plant(settings.simulator.seed), default_window_features())
+               for r in entry_rows(plant_registry_entries(build_plant(settings.simulator.seed), default_window_features()))
                if r["quantity"] in CANONICAL and r["valid_to"] is None]  # fmt: skip
     producer = multiprocessing.Process(target=produce, args=(
         settings.kafka.bootstrap_servers, topic("telemetry").name(settings.kafka.topic_prefix),
@@ -104,8 +105,10 @@ def test_the_hot_path_killed_five_times_equals_an_uninterrupted_run(hot_lake, sp
         "hot_path": settings.hot_path.model_copy(
             update={"group_id": settings.hot_path.group_id + "-reference"}),
     })  # fmt: skip
-    silver.load_reference(
-        spark, reference, build_plant(settings.simulator.seed), default_window_features()
+    load_reference(
+        spark,
+        reference,
+        plant_registry_entries(build_plant(settings.simulator.seed), default_window_features()),
     )
     HotPath(reference, log=print).run(once=True)
     expected = _twin(reference)

@@ -24,8 +24,10 @@ from plantlake.core.contracts import (
 )
 from plantlake.core.topics import topic
 from plantlake.ingest.filters import default_window_features
-from plantlake.pipelines.jobs import cold_path, silver
+from plantlake.pipelines.jobs import cold_path
+from plantlake.pipelines.jobs.reference import load_reference
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import plant_registry_entries
 from tests.integration.test_restart import (
     crash,
     demo_readings,
@@ -136,7 +138,9 @@ def test_the_cold_path_killed_five_times_while_bronze_grows_equals_an_uninterrup
     settings = scratch_lake.model_copy(update={"pipeline": scratch_lake.pipeline.model_copy(
         update={"cold_trigger": "2 seconds"})})  # fmt: skip
     for lake in (reference, settings):
-        silver.load_reference(spark, lake, build_plant(7), default_window_features())
+        load_reference(
+            spark, lake, plant_registry_entries(build_plant(7), default_window_features())
+        )
     _append(spark, settings, deliveries[0])
     done = threading.Event()
 

@@ -16,12 +16,13 @@ from plantlake.core.contracts import (
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
+from plantlake.core.registry_entries import entry_rows
 from plantlake.core.topics import topic
 from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs.twin_store import open_table
-from plantlake.pipelines.transforms.asset_registry import registry_rows
 from plantlake.services.minio import delta_rs_options
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import plant_registry_entries
 from tests.integration.test_kill_hot_path import CANONICAL, produce
 from tests.integration.test_restart import crash, every_offset, lineage, wait_until
 
@@ -51,7 +52,7 @@ def test_pipeline_up_lands_every_reading_and_stops_cleanly_on_ctrl_c(hot_lake, t
     settings = hot_lake
     name = topic("telemetry").name(settings.kafka.topic_prefix)
     sensors = [(r["asset"], r["sensor"], r["quantity"])
-               for r in registry_rows(build_plant(settings.simulator.seed), default_window_features())
+               for r in entry_rows(plant_registry_entries(build_plant(settings.simulator.seed), default_window_features()))
                if r["quantity"] in CANONICAL and r["valid_to"] is None]  # fmt: skip
     produce(settings.kafka.bootstrap_servers, name, sensors, 10.0, 200)
     expected = every_offset(settings, [name])

@@ -15,6 +15,8 @@ from plantlake.core.contracts import (
 )
 from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import cold_path, gold, silver
+from plantlake.pipelines.jobs.reference import load_reference
+from plantlake.simulator.registry import plant_registry_entries
 from tests.lake_contract import assert_tables_match_contract
 from tests.spark.test_silver import BRONZE_SCHEMA, PLANT, T0, bronze_row
 
@@ -69,7 +71,7 @@ def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
     layered, cold = lake("layered"), lake("cold")
     first, second = _deliveries()
     for settings in (layered, cold):
-        silver.load_reference(spark, settings, PLANT, default_window_features())
+        load_reference(spark, settings, plant_registry_entries(PLANT, default_window_features()))
     for delivery in (first, second):
         _bronze(spark, layered, delivery)
         _run(silver.run(spark, layered, once=True))
@@ -101,7 +103,7 @@ def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
 
 
 def test_a_retried_batch_whose_silver_write_committed_still_reaches_gold(spark, own_lake, tmp_path):
-    silver.load_reference(spark, own_lake, PLANT, default_window_features())
+    load_reference(spark, own_lake, plant_registry_entries(PLANT, default_window_features()))
     first, _ = _deliveries()
     _bronze(spark, own_lake, first)
     batch = spark.createDataFrame(first, BRONZE_SCHEMA).persist()

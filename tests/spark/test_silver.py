@@ -10,18 +10,16 @@ from plantlake.core.contracts import (
     SILVER_QUARANTINE,
     SILVER_TELEMETRY,
 )
+from plantlake.core.registry_entries import entry_rows
 from plantlake.ingest.filters import default_window_features
 from plantlake.pipelines.jobs import silver
-from plantlake.pipelines.transforms.asset_registry import (
-    REGISTRY_SCHEMA,
-    REMOUNTS,
-    join_registry,
-    registry_rows,
-)
+from plantlake.pipelines.jobs.reference import load_reference
+from plantlake.pipelines.transforms.asset_registry import REGISTRY_SCHEMA, join_registry
 from plantlake.pipelines.transforms.dedup import dedup_batch, drop_seen
 from plantlake.pipelines.transforms.expectations import load_rules
 from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import REMOUNTS, plant_registry_entries
 
 pytestmark = pytest.mark.spark
 
@@ -67,7 +65,9 @@ def _small_delta_snapshots(spark):
 @pytest.fixture(scope="module")
 def reference(spark):
     return (
-        spark.createDataFrame(registry_rows(PLANT, default_window_features()), REGISTRY_SCHEMA),
+        spark.createDataFrame(
+            entry_rows(plant_registry_entries(PLANT, default_window_features())), REGISTRY_SCHEMA
+        ),
         spark.createDataFrame(unit_rows(), UNITS_SCHEMA),
     )
 
@@ -164,7 +164,7 @@ def test_silver_job_end_to_end_routes_converts_measures_and_is_idempotent(spark,
     spark.createDataFrame(_bronze_batch(), BRONZE_SCHEMA).write.format("delta").mode("append").save(
         BRONZE_TELEMETRY.path(lake)
     )
-    silver.load_reference(spark, lake_settings, PLANT, default_window_features())
+    load_reference(spark, lake_settings, plant_registry_entries(PLANT, default_window_features()))
     _run_once(spark, lake_settings)
 
     table = spark.read.format("delta").load(SILVER_TELEMETRY.path(lake))
@@ -236,7 +236,7 @@ def test_edge_features_reach_silver_and_an_older_checkpoint_resumes_where_it_was
     spark.createDataFrame(telemetry, BRONZE_SCHEMA).write.format("delta").mode("append").save(
         BRONZE_TELEMETRY.path(lake)
     )
-    silver.load_reference(spark, own_lake, PLANT, default_window_features())
+    load_reference(spark, own_lake, plant_registry_entries(PLANT, default_window_features()))
     # The silver query as it was before edge features reached the lake: bronze.telemetry alone.
     checkpoint = lake.checkpoint_path("silver")
     writer = silver.batch_writer(spark, lake, checkpoint=checkpoint, rules=None)

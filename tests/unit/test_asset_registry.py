@@ -2,13 +2,14 @@
 
 from collections import defaultdict
 
+from plantlake.core.registry_entries import entry_rows
 from plantlake.ingest.filters import (
     default_window_features,
     load_filter_config,
     window_feature_names,
 )
-from plantlake.pipelines.transforms.asset_registry import REMOUNTS, registry_rows
 from plantlake.simulator.plant import build_plant
+from plantlake.simulator.registry import REMOUNTS, plant_registry_entries
 
 
 def _intervals(rows):
@@ -20,7 +21,7 @@ def _intervals(rows):
 
 def test_every_plant_sensor_and_window_feature_is_registered_with_its_quantity():
     plant = build_plant(7)
-    rows = registry_rows(plant, default_window_features())
+    rows = entry_rows(plant_registry_entries(plant, default_window_features()))
     quantities = {(r["asset"], r["sensor"]): r["quantity"] for r in rows}
     for asset in plant.assets:
         for sensor in asset.sensors:
@@ -40,7 +41,9 @@ def test_feature_names_follow_the_edge_filter_config():
 
 
 def test_intervals_per_sensor_never_overlap_and_only_the_last_is_open():
-    for rows in _intervals(registry_rows(build_plant(7), default_window_features())).values():
+    for rows in _intervals(
+        entry_rows(plant_registry_entries(build_plant(7), default_window_features()))
+    ).values():
         rows = sorted(rows, key=lambda r: r["valid_from"])
         for earlier, later in zip(rows, rows[1:], strict=False):
             assert earlier["valid_to"] is not None
@@ -52,7 +55,7 @@ def test_intervals_per_sensor_never_overlap_and_only_the_last_is_open():
 def test_remount_gives_adjacent_intervals_with_a_class_change_for_sensor_and_features():
     plant = build_plant(7)
     remount = REMOUNTS[0]
-    by_key = _intervals(registry_rows(plant, default_window_features()))
+    by_key = _intervals(entry_rows(plant_registry_entries(plant, default_window_features())))
     for sensor in ("vibration", "vibration.rms", "vibration.crest"):
         before, after = sorted(by_key[(remount.asset, sensor)], key=lambda r: r["valid_from"])
         assert before["valid_to"] == after["valid_from"]

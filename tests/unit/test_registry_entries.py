@@ -26,7 +26,6 @@ from plantlake.core.units import KNOWN_QUANTITIES
 from plantlake.ingest.filters import default_window_features
 from plantlake.ingest.modbus.register_map import plant_register_map
 from plantlake.ingest.opcua.model import SensorVariable
-from plantlake.pipelines.transforms.asset_registry import registry_rows
 from plantlake.simulator.plant import build_plant
 from plantlake.simulator.registry import REMOUNTS, plant_registry_entries
 
@@ -405,14 +404,6 @@ def test_the_example_file_parses_and_shows_each_protocol_and_a_remount():
 
 
 # -- the simulated plant -------------------------------------------------------------------------
-
-
-def test_the_plant_registry_agrees_with_the_silver_reference_rows():
-    plant, features = build_plant(7), default_window_features()
-    shared = registry_rows(plant, features)
-    mine = entry_rows(plant_registry_entries(plant, features))
-    assert [{k: row[k] for k in shared[0]} for row in mine] == shared
-    assert len(shared[0]) == 8
 
 
 def test_the_plant_registry_names_device_units_protocols_and_addresses():

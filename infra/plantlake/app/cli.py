@@ -355,18 +355,73 @@ app.add_typer(reference_app, name="reference")
 
 @reference_app.command("load")
 def reference_load(seed: Seed = None) -> None:
-    """(Re)write reference.units and reference.asset_registry (from the simulated plant)."""
+    """Write the simulated plant's registry file and import it, as a site imports its own."""
     from plantlake.adapters.spark import get_spark
-    from plantlake.pipelines.jobs.silver import load_reference
+    from plantlake.app.registry_files import load_simulated_plant
     from plantlake.simulator.plant import build_plant
+    from plantlake.simulator.registry import plant_registry_entries
 
     settings = _with_simulator(_settings(), None, seed)
+    entries = plant_registry_entries(build_plant(settings.simulator.seed),
+                                     edge_window_features(settings))  # fmt: skip
     spark = get_spark(settings, app_name="plantlake-reference")
-    written = load_reference(
-        spark, settings, build_plant(settings.simulator.seed), edge_window_features(settings)
-    )
-    for table, rows in written.items():
-        console.print(f"{table}: {rows} rows")
+    _print_load(*load_simulated_plant(spark, settings, entries))
+
+
+def _print_load(path: Path, entries: int, load) -> None:
+    console.print(f"{path}: {entries} entries -> reference.asset_registry: {load.inserted} added, "
+                  f"{load.updated} changed, {load.unchanged} kept as they were; "
+                  "reference.units rewritten")  # fmt: skip
+
+
+RegistryFile = Annotated[Path | None, typer.Option(help="Registry file in that format.")]
+
+
+def _one_file(csv_file: Path | None, yaml_file: Path | None) -> tuple[Path, str]:
+    if (csv_file is None) == (yaml_file is None):
+        raise typer.BadParameter("give exactly one of --csv FILE or --yaml FILE")
+    return (csv_file, "csv") if csv_file is not None else (yaml_file, "yaml")  # type: ignore[return-value]
+
+
+@reference_app.command("import")
+def reference_import(
+    csv_file: Annotated[Path | None, typer.Option("--csv", exists=True, dir_okay=False,
+                                                  help="Registry CSV (see infra/schemas).")] = None,
+    yaml_file: Annotated[Path | None, typer.Option("--yaml", exists=True, dir_okay=False,
+                                                   help="Registry YAML.")] = None,
+) -> None:  # fmt: skip
+    """Validate a site's asset registry file and MERGE it into reference.asset_registry.
+
+    Every bad line is named and nothing is written until the whole file is valid. A row whose
+    (asset, sensor, valid_from) the table has is replaced (a remount gives the old interval its
+    valid_to); rows the file does not mention stay. Silver reads the registry when it starts.
+    """
+    from plantlake.adapters.spark import get_spark
+    from plantlake.app.registry_files import import_registry_file
+
+    path, kind = _one_file(csv_file, yaml_file)
+    settings = _settings()
+    spark = get_spark(settings, app_name="plantlake-reference")
+    _print_load(path, *import_registry_file(spark, settings, path, kind))
+
+
+@reference_app.command("export")
+def reference_export(
+    csv_file: Annotated[Path | None, typer.Option("--csv", dir_okay=False)] = None,
+    yaml_file: Annotated[Path | None, typer.Option("--yaml", dir_okay=False)] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write reference.asset_registry in the import format (import -> export -> import is a no-op)."""
+    from plantlake.adapters.spark import get_spark
+    from plantlake.app.registry_files import export_registry_file
+
+    path, kind = _one_file(csv_file, yaml_file)
+    if path.exists() and not force:
+        raise PlantlakeError(f"{path} exists.", hint="Pass --force to overwrite it.")
+    settings = _settings()
+    spark = get_spark(settings, app_name="plantlake-reference")
+    count = export_registry_file(spark, settings, path, kind)
+    console.print(f"reference.asset_registry: {count} entries written to {path}")
 
 
 discover_app = typer.Typer(

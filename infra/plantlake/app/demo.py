@@ -96,22 +96,24 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     from pyspark.sql import functions as F
 
     from plantlake.adapters.batch_errors import await_query
-    from plantlake.adapters.delta import read_delta, table_exists
+    from plantlake.adapters.delta import read_delta
+    from plantlake.app.registry_files import load_simulated_plant
     from plantlake.core.contracts import (
         GOLD_TWIN_STATE,
-        REFERENCE_UNITS,
         SILVER_QUARANTINE,
         SILVER_TELEMETRY,
     )
     from plantlake.pipelines.jobs import gold, silver
     from plantlake.pipelines.jobs.hot_path import HotPath
     from plantlake.simulator.plant import build_plant
+    from plantlake.simulator.registry import plant_registry_entries
 
-    if not table_exists(spark, REFERENCE_UNITS.path(settings.lake)):
-        silver.load_reference(
-            spark, settings, build_plant(settings.simulator.seed), edge_window_features(settings)
-        )
-        console.print("loaded reference.units and reference.asset_registry")
+    plant = build_plant(settings.simulator.seed)
+    path, count, load = load_simulated_plant(
+        spark, settings, plant_registry_entries(plant, edge_window_features(settings))
+    )
+    console.print(f"imported the simulated plant's registry {path} ({count} entries, "
+                  f"{load.inserted} new) into reference.asset_registry, as a site imports its own")  # fmt: skip
     for name, layer in (("silver", silver), ("gold", gold)):
         began = time.monotonic()
         await_query(layer.run(spark, settings, once=True))

@@ -51,9 +51,11 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
     from plantlake.models.jobs.train import train_models
     from plantlake.pipelines.jobs import bronze, gold_features, silver
     from plantlake.pipelines.jobs.cmms import load_cmms_export
+    from plantlake.pipelines.jobs.reference import load_reference
     from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
     from plantlake.simulator.historian import backfill
     from plantlake.simulator.plant import build_plant
+    from plantlake.simulator.registry import plant_registry_entries
 
     run_id = uuid.uuid4().hex[:8]
     ml = _isolated(settings, run_id)
@@ -64,7 +66,11 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
         t = time.monotonic()
         history = backfill(ml, days=HISTORY_DAYS, step_ms=HISTORY_STEP_MS, console=console)
         t = _step(console, "historian backfill", t)
-        silver.load_reference(spark, ml, build_plant(ml.simulator.seed), edge_window_features(ml))
+        load_reference(
+            spark,
+            ml,
+            plant_registry_entries(build_plant(ml.simulator.seed), edge_window_features(ml)),
+        )
         await_query(bronze.run(spark, ml, once=True))
         t = _step(console, "bronze", t)
         await_query(silver.run(spark, ml, once=True))

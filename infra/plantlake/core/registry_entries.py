@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -231,20 +231,54 @@ def file_problems(located: Iterable[tuple[int, RegistryEntry]]) -> list[Registry
     return problems
 
 
+def merge_conflicts(
+    current: Iterable[RegistryEntry], incoming: Sequence[tuple[int, RegistryEntry]]
+) -> list[RegistryProblem]:
+    """What a file's entries (with their lines) would break once merged by key into the rows a
+    registry table already holds: an interval overlapping a row the file leaves as it is.
+
+    Problems among the file's own entries are reported as `file_problems` reports them; two
+    rows of the table alone are not the file's to answer for."""
+    keys = {entry.key for _, entry in incoming}
+    # Table rows take lines 0, -1, -2, ...: never a line of the file.
+    kept = [(-i, entry) for i, entry in enumerate(current) if entry.key not in keys]
+    problems = []
+    for problem in file_problems([*kept, *incoming]):
+        lines = tuple(line for line in problem.lines if line > 0)
+        if not lines:
+            continue
+        if len(lines) < len(problem.lines):
+            message = (f"{problem.message} (the other interval is a row reference.asset_registry "
+                       "already has: list it in the file with its new valid_to to end it)")  # fmt: skip
+            problem = RegistryProblem(lines, problem.field, message)
+        problems.append(problem)
+    return problems
+
+
 def _checked(
     located: list[tuple[int, RegistryEntry]], problems: list[RegistryProblem], source: str
-) -> list[RegistryEntry]:
+) -> list[tuple[int, RegistryEntry]]:
     problems = problems + file_problems(located)
     if problems:
         raise RegistryFileError(source, problems)
-    return [entry for _, entry in located]
+    return located
 
 
 # -- reading -------------------------------------------------------------------------------------
 
 
 def parse_registry_csv(text: str, *, source: str) -> list[RegistryEntry]:
-    """Entries of a registry CSV (header line with exactly the columns of FIELDS, in any order;
+    """Entries of a registry CSV, in file order (see `located_registry_csv`)."""
+    return [entry for _, entry in located_registry_csv(text, source=source)]
+
+
+def parse_registry_yaml(text: str, *, source: str) -> list[RegistryEntry]:
+    """Entries of a registry YAML file, in file order (see `located_registry_yaml`)."""
+    return [entry for _, entry in located_registry_yaml(text, source=source)]
+
+
+def located_registry_csv(text: str, *, source: str) -> list[tuple[int, RegistryEntry]]:
+    """(line, entry) of a registry CSV (header line with exactly the columns of FIELDS, in any order;
     an empty cell is a missing value), in file order.
 
     `source` names the file in messages. Raises RegistryFileError (a ConfigError) listing every
@@ -300,8 +334,8 @@ def _header_problems(header: list[str], line: int) -> list[RegistryProblem]:
     return problems
 
 
-def parse_registry_yaml(text: str, *, source: str) -> list[RegistryEntry]:
-    """Entries of a registry YAML file (`version: 1` optional, `entries:` a list of mappings
+def located_registry_yaml(text: str, *, source: str) -> list[tuple[int, RegistryEntry]]:
+    """(line, entry) of a registry YAML file (`version: 1` optional, `entries:` a list of mappings
     with the keys of FIELDS; optional keys may be left out), in file order.
 
     Raises ConfigError when the text is not YAML, else RegistryFileError listing every problem

@@ -38,13 +38,8 @@ from plantlake.core.contracts import (
     TELEMETRY_RECORD,
     TableRef,
 )
-from plantlake.core.plant import Plant
 from plantlake.pipelines.jobs.fail_rules import raise_on_fail_rules
-from plantlake.pipelines.transforms.asset_registry import (
-    REGISTRY_SCHEMA,
-    join_registry,
-    registry_rows,
-)
+from plantlake.pipelines.transforms.asset_registry import join_registry
 from plantlake.pipelines.transforms.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.transforms.expectations import UNIT_RULE, Rule, load_rules
 from plantlake.pipelines.transforms.rule_evaluation import (
@@ -54,7 +49,7 @@ from plantlake.pipelines.transforms.rule_evaluation import (
     rule_metrics,
     split_by_action,
 )
-from plantlake.pipelines.transforms.unit_conversion import UNITS_SCHEMA, normalize_units, unit_rows
+from plantlake.pipelines.transforms.unit_conversion import normalize_units
 
 # silver.dq_metrics without batch_time, which the job stamps when it writes the rows.
 DQ_METRICS_SCHEMA = ", ".join(c for c in SILVER_DQ_METRICS.columns if c != "batch_time timestamp")
@@ -126,25 +121,6 @@ def job_metric_rows(
         (batch_id, DUPLICATES_RULE, "drop", received, unique, received - unique),
         (batch_id, UNIT_RULE, "quarantine", unique, unique - unit_errors, unit_errors),
     ]
-
-
-def load_reference(
-    spark: SparkSession, settings: Settings, plant: Plant, features: Sequence[str]
-) -> dict[str, int]:
-    """Overwrite reference.units and reference.asset_registry; returns rows written per table.
-
-    `features` are the edge's window feature names (see `registry_rows`).
-    """
-    tables = (
-        (REFERENCE_UNITS, unit_rows(), UNITS_SCHEMA),
-        (REFERENCE_ASSET_REGISTRY, registry_rows(plant, features), REGISTRY_SCHEMA),
-    )
-    for ref, rows, schema in tables:
-        frame = spark.createDataFrame(rows, schema)
-        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-            ref.path(settings.lake)
-        )
-    return {ref.name: len(rows) for ref, rows, _ in tables}
 
 
 def merge_rule_state(state: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
