@@ -101,6 +101,11 @@ def test_normalize_units_converts_and_refuses_unknown_or_contradicting_units(spa
         bronze_row(pump, "bearing_temperature", 87.0, "psi", t_ms=T0, offset=4),
         bronze_row(pump, "vibration.crest", 3.2, None, t_ms=T0, offset=5),
         bronze_row("plant1/line1/press-01", "running", 1.0, "", t_ms=T0, offset=6),
+        # UNECE Rec. 20 codes, as a Modbus map or a Sparkplug engUnit may declare them, and an
+        # unmapped code as the OPC-UA edge reports it (no pint unit: `UNECE:<code>`).
+        bronze_row(pump, "bearing_temperature", 212.0, "FAH", t_ms=T0, offset=7),
+        bronze_row(pump, "discharge_pressure", 14.5038, "PS", t_ms=T0, offset=8),
+        bronze_row(motor, "motor_current", 5.0, "UNECE:M50", t_ms=T0, offset=9),
     ]
     readings = join_registry(spark.createDataFrame(rows, BRONZE_SCHEMA), registry=registry)
     got = {r.kafka_offset: r for r in normalize_units(readings, units=units).collect()}
@@ -119,6 +124,10 @@ def test_normalize_units_converts_and_refuses_unknown_or_contradicting_units(spa
     assert "measures pressure" in got[4].unit_error and "measures temperature" in got[4].unit_error
     assert seen(5) == (3.2, None, "ratio", None)  # a unitless window feature passes through
     assert seen(6) == (1.0, "", "state", None)
+    assert seen(7) == (pytest.approx(100.0), "degC", "temperature", None)
+    assert (got[7].source_value, got[7].source_unit) == (212.0, "FAH")
+    assert seen(8)[:2] == (pytest.approx(1.0, rel=1e-5), "bar")
+    assert seen(9)[:2] == (None, None) and "UNECE:M50" in got[9].unit_error
 
 
 def test_dedup_keeps_earliest_offset_in_batch_and_drops_keys_already_in_silver(spark):

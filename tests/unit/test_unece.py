@@ -207,3 +207,29 @@ def test_any_unit_id_is_looked_up_without_raising(unit_id):
 def test_deriving_a_pint_unit_never_raises_and_stays_in_the_grammar(symbol, name):
     spelling = unece.pint_spelling(symbol, name)
     assert spelling is None or is_unit_syntax(spelling)
+
+
+def test_reference_units_lists_every_code_of_a_stored_quantity_and_converts_it():
+    from plantlake.core.units import quantity_of
+    from plantlake.pipelines.transforms.unit_conversion import (
+        CANONICAL_UNITS,
+        unece_units,
+        unit_rows,
+    )
+
+    rows = {r["unit"]: r for r in unit_rows()}
+    listed = unece_units()
+    for entry in unece.table():
+        unit = unece.unit_from_code(entry.code)
+        if unit is None:
+            assert entry.code not in rows and quantity_of(entry.code) is None
+            continue
+        quantity = quantity_of(unit)
+        if entry.code in listed:
+            assert rows[entry.code]["quantity"] == quantity == quantity_of(entry.code)
+        else:  # a quantity silver does not store, or a speed pint would count in radians
+            assert quantity not in CANONICAL_UNITS or quantity in ("speed", "state")
+    fah = rows["FAH"]
+    assert 212 * fah["scale"] + fah["offset"] == pytest.approx(100.0)
+    assert rows["KPA"]["scale"] == pytest.approx(0.01)  # kPa -> bar
+    assert "HTZ" not in rows and rows["RPM"]["scale"] == 1.0

@@ -55,10 +55,18 @@ def is_unit_syntax(unit: str) -> bool:
 # Bounded: a device can send any number of distinct strings.
 @lru_cache(maxsize=1_024)
 def quantity_of(unit: str | None) -> str | None:
-    """The quantity a unit measures (`"psi"` -> `"pressure"`); `"state"` for no unit; None if
-    unknown, including any string outside the unit grammar."""
+    """The quantity a unit measures (`"psi"` -> `"pressure"`, the UNECE code `"PS"` too);
+    `"state"` for no unit; None if unknown, including any string outside the unit grammar."""
     if not unit:
         return "state"
+    # A UNECE Rec. 20 code (a Modbus map's or a Sparkplug engUnit's "FAH") measures what its unit
+    # does; a code with no pint unit measures nothing plantlake knows. Imported here: the code
+    # table module builds on this one.
+    from plantlake.core import unece
+
+    if unece.by_code(unit) is not None:
+        mapped = unece.unit_from_code(unit)
+        return None if mapped is None else quantity_of(mapped)
     name = ALIASES.get(unit, unit)
     if not is_unit_syntax(name):
         return None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from plantlake.core import unece
 from plantlake.core.contracts import REFERENCE_UNITS
 from plantlake.core.units import ALIASES, quantity_of, registry
 
@@ -38,6 +43,34 @@ ACCEPTED_UNITS: tuple[str, ...] = (
 UNITS_SCHEMA = REFERENCE_UNITS.ddl()
 
 
+def _converts_as_turns(unit: str) -> bool:
+    """Whether a speed unit counts turns: pint takes 1 Hz as 1 rad/s, 9.55 rpm (see above)."""
+    return unit == "rpm" or "revolution" in unit
+
+
+@cache
+def unece_units() -> Mapping[str, str]:
+    """UNECE Rec. 20 codes and their units, for every code whose unit measures a quantity silver
+    stores: {code or unit spelling: the plantlake unit it stands for}. Devices declare either
+    (a Modbus map's `unit: FAH`, an engUnit of `kPa`); both get a row in reference.units."""
+    found: dict[str, str] = {}
+    for entry in unece.table():
+        unit = unece.unit_from_code(entry.code)
+        quantity = quantity_of(unit) if unit is not None else None
+        if unit is None or quantity not in CANONICAL_UNITS or quantity == "state":
+            continue
+        if quantity == "speed" and not _converts_as_turns(unit):
+            continue
+        found.setdefault(entry.code, unit)
+        found.setdefault(unit, unit)
+    return MappingProxyType(found)
+
+
+def device_units() -> tuple[str, ...]:
+    """Every unit string reference.units lists: ACCEPTED_UNITS, then the UNECE codes and units."""
+    return tuple(dict.fromkeys((*ACCEPTED_UNITS, *unece_units())))
+
+
 def _pint_name(unit: str) -> str:
     return ALIASES.get(unit, unit)
 
@@ -65,18 +98,21 @@ def conversion(unit: str, canonical: str) -> tuple[float, float]:
     return scale, offset
 
 
-def unit_rows(units: tuple[str, ...] = ACCEPTED_UNITS) -> list[dict]:
-    """Rows of reference.units: unit, quantity, canonical_unit, scale, offset.
+def unit_rows(units: tuple[str, ...] | None = None) -> list[dict]:
+    """Rows of reference.units: unit, quantity, canonical_unit, scale, offset; `units` defaults
+    to `device_units()`.
 
     Raises ValueError when a unit is unknown to pint or measures no quantity plantlake knows.
     """
+    spelled = unece_units()
     rows = []
-    for unit in units:
+    for unit in device_units() if units is None else units:
         quantity = quantity_of(unit)
         if quantity not in CANONICAL_UNITS:
             raise ValueError(f"reference.units: {unit!r} measures no known quantity ({quantity})")
         canonical = CANONICAL_UNITS[quantity]
-        scale, offset = conversion(unit, canonical) if unit else (1.0, 0.0)
+        source = spelled.get(unit, unit)
+        scale, offset = conversion(source, canonical) if unit else (1.0, 0.0)
         rows.append(
             {
                 "unit": unit,
