@@ -1,5 +1,6 @@
-"""The historian backfill lands every reading on the telemetry topic, keyed by asset, in the
-canonical record layout, and writes the CMMS export of the same plant and span."""
+"""The historian backfill lands every reading on the telemetry topic and every edge window feature
+on the edge_features topic, keyed by asset, in the canonical record layout, and writes the CMMS
+export of the same plant and span."""
 
 import csv
 import time
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from plantlake.core.contracts import record_errors
 from plantlake.core.topics import topic
+from plantlake.ingest.filters import load_filter_config, window_feature_names
 from plantlake.simulator.historian import HISTORIAN, backfill
 
 pytestmark = pytest.mark.integration
@@ -66,6 +68,24 @@ def test_backfill_of_two_hours_arrives_whole_keyed_by_asset(isolated_kafka, tmp_
     expected = [result.first_ms + k * 60_000 for k in range(120)]
     assert all(t == expected for t in times.values())  # in order, on the grid, none missing
     assert result.first_ms < result.end_ms <= result.first_ms + 120 * 60_000
+
+    # One window of features per step of the pump's one high-rate sensor, nothing raw.
+    features = topic("edge_features").name(isolated_kafka.kafka.topic_prefix)
+    names = window_feature_names(load_filter_config(isolated_kafka.edge.filters))
+    assert result.features_topic == features and result.feature_records == 120 * len(names)
+    messages = _consume(isolated_kafka, features, result.feature_records)
+    assert len(messages) == result.feature_records
+    assert {m.key() for m in messages} == {ASSET.encode()}
+    records = [orjson.loads(m.value()) for m in messages]
+    assert all(record_errors(r) == [] for r in records)
+    assert {(r["source_protocol"], r["source_node"], r["sequence"]) for r in records} == {
+        (HISTORIAN, HISTORIAN, None)
+    }
+    times = defaultdict(list)
+    for r in records:
+        times[r["sensor"]].append(r["event_time_ms"])
+    assert set(times) == {f"vibration.{n}" for n in names}
+    assert all(t == expected for t in times.values())
 
     # The plant started at the midnight before the history, so no failure is due yet.
     with cmms.open() as handle:

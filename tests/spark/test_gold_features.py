@@ -26,6 +26,13 @@ def _rows(start_h, end_h, *, asset=PUMP, written_ms=None):
         rows.append(reading(asset, "bearing_temperature", t, 50.0 + hours, written_ms=written_ms))
         rows.append(reading(asset, "vibration", t, 1.0 + hours / 10, quantity="vibration",
                             written_ms=written_ms))  # fmt: skip
+        # The edge's window features: crest and a band feed gold.features, the peak does not.
+        rows.append(reading(asset, "vibration.crest", t, 3.0 + hours / 100, quantity="ratio",
+                            written_ms=written_ms))  # fmt: skip
+        rows.append(reading(asset, "vibration.band_0_50", t, 0.2 * hours, quantity="energy",
+                            written_ms=written_ms))  # fmt: skip
+        rows.append(reading(asset, "vibration.peak", t, 99.0, quantity="vibration",
+                            written_ms=written_ms))  # fmt: skip
     return rows
 
 
@@ -61,16 +68,29 @@ def test_incremental_batches_equal_one_full_computation_and_late_data_updates(sp
     expected = asset_features(
         pd.DataFrame(
             [
-                (r[0], r[2], r[3], r[4], r[10], int(r[20].timestamp() * 1000))
+                (r[0], r[1], r[2], r[3], r[4], r[10], int(r[20].timestamp() * 1000))
                 for r in first + second
+                if r[1] != "vibration.peak"  # the job leaves out what no feature uses
             ],
-            columns=["asset", "asset_class", "quantity", "value", "event_time_ms", "arrived_ms"],
+            columns=[
+                "asset",
+                "sensor",
+                "asset_class",
+                "quantity",
+                "value",
+                "event_time_ms",
+                "arrived_ms",
+            ],  # fmt: skip
         )
     )
     mine = got[got["asset"] == PUMP].reset_index(drop=True)
     assert mine["feature_time_ms"].tolist() == expected["feature_time_ms"].tolist()
     for name in FEATURE_COLUMNS:
         pd.testing.assert_series_equal(mine[name], expected[name], check_names=False, rtol=1e-9)
+    assert mine["vibration_crest_mean_1h"].notna().all()
+    assert (
+        mine["vibration_band_0_50_mean_1h"].iloc[-1] > mine["vibration_band_0_50_mean_1h"].iloc[0]
+    )
     assert (got.groupby(["asset", "feature_time_ms"]).size() == 1).all()
     assert_tables_match_contract(spark, settings.lake, ("gold.features",))
 
@@ -92,3 +112,16 @@ def test_incremental_batches_equal_one_full_computation_and_late_data_updates(sp
     )
     earlier = after.loc[(PUMP, T0 + 29 * HOUR_MS)]
     assert earlier["knowable_at_ms"] < arrival
+
+
+def test_a_features_table_of_an_earlier_version_gains_the_new_columns(spark, own_lake):
+    settings = own_lake
+    old = [c for c in GOLD_FEATURES.columns if "crest" not in c and "band_" not in c]
+    spark.createDataFrame([], ", ".join(old)).write.format("delta").save(
+        GOLD_FEATURES.path(settings.lake)
+    )
+    _append(spark, settings, _rows(0, 2))
+    assert _run_once(spark, settings) == [2 * 12]
+    got = _features(spark, settings)
+    assert set(got.columns) == set(GOLD_FEATURES.column_names)
+    assert got["vibration_crest_mean_1h"].notna().all()

@@ -18,12 +18,20 @@ STEP = 5 * MINUTE_MS
 T0 = 1_767_225_600_000
 
 
+# The quantity of the edge's window features, by feature (the rest are a sensor's own readings).
+EDGE_QUANTITIES = {"crest": "ratio", "rms": "vibration", "peak": "vibration"}
+
+
 def readings(rows):
-    """rows: (quantity, value, event_time_ms[, arrived_ms])."""
+    """rows: (quantity, value, event_time_ms[, arrived_ms]); a quantity "vibration.<feature>" is
+    that window feature of the vibration sensor."""
     frame = pd.DataFrame(
         [(q, v, t, r[0] if r else t + 1000) for q, v, t, *r in rows],
-        columns=["quantity", "value", "event_time_ms", "arrived_ms"],
+        columns=["sensor", "value", "event_time_ms", "arrived_ms"],
     )
+    feature = frame["sensor"].str.partition(".")[2]
+    quantity = feature.map(lambda f: EDGE_QUANTITIES.get(f, "energy") if f else None)
+    frame["quantity"] = quantity.fillna(frame["sensor"])
     return frame.assign(asset="plant1/line1/pump-02", asset_class="pump")
 
 
@@ -123,3 +131,26 @@ def test_a_row_never_uses_a_reading_from_its_own_time_or_later(rows):
         for name in ("temperature_mean_1h", "vibration_rms_max_1h", "current_std_1h"):
             a, b = getattr(row, name), again[name]
             assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b)
+
+
+def test_edge_window_features_feed_their_own_columns_and_not_the_protocol_rms():
+    rows = steady(hours=2)
+    last = T0 + 2 * HOUR_MS
+    for t in range(T0, last, 10_000):  # the DAQ's windows, a reading every 10 s here
+        rows += [("vibration.crest", 3.0, t), ("vibration.band_50_200", 0.5, t),
+                 ("vibration.rms", 9.0, t), ("vibration.peak", 27.0, t)]  # fmt: skip
+    out = asset_features(readings(rows)).set_index("feature_time_ms").loc[last]
+    assert out["vibration_crest_mean_1h"] == pytest.approx(3.0)
+    assert out["vibration_band_50_200_mean_1h"] == pytest.approx(0.5)
+    assert np.isnan(out["vibration_band_0_50_mean_1h"])  # no such window feature was sent
+    # The window RMS and peak are not the protocol's vibration reading: the mean stays at 2.
+    assert out["vibration_rms_mean_1h"] == pytest.approx(2.0)
+
+
+def test_gold_uses_the_bands_the_shipped_edge_filters_compute():
+    from plantlake.core.contracts import EDGE_FEATURES_IN_GOLD
+    from plantlake.ingest.filters import default_window_features
+
+    bands = {f for f in default_window_features() if f.startswith("band_")}
+    assert {f for f in EDGE_FEATURES_IN_GOLD if f.startswith("band_")} == bands
+    assert "crest" in default_window_features()

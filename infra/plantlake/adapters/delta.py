@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 
 from delta.tables import DeltaTable
@@ -166,6 +166,16 @@ def require_table(spark: SparkSession, ref: TableRef, lake: LakeSettings, *, hin
     if not table_exists(spark, path):
         raise SourceError(f"{ref.name} is not a Delta table at {path}.", hint=hint)
     return path
+
+
+def add_missing_columns(spark: SparkSession, path: str, columns: Sequence[str]) -> list[str]:
+    """Add to the table at `path` the contract columns ("name type") it lacks, as nullable
+    columns (a table from before they were declared); returns the ones added."""
+    have = set(read_delta(spark, path).columns)
+    missing = [c for c in columns if c.split(" ", 1)[0] not in have]
+    if missing:
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({', '.join(missing)})")
+    return missing
 
 
 def delta_version(spark: SparkSession, path: str) -> int:

@@ -211,6 +211,12 @@ RECORD_TIMES = ("event_time timestamp", "receive_time timestamp")
 
 # The feature columns of gold.features, one code path for training and serving
 # (plantlake.pipelines.transforms.features computes them; FEATURE_DOCS there says what each is).
+# The edge window features of high-rate vibration that gold.features averages: crest factor and
+# the FFT band energies of the shipped edge filter config (ingest/config/filters.yaml; a unit
+# test keeps the two in step). A site with other bands keeps them in silver.telemetry.
+EDGE_FEATURES_IN_GOLD: tuple[str, ...] = (
+    "crest", "band_0_50", "band_50_200", "band_200_500", "band_500_1000",
+)  # fmt: skip
 FEATURE_COLUMNS: tuple[str, ...] = (
     "vibration_rms_mean_15m", "vibration_rms_mean_1h", "vibration_rms_mean_24h",
     "vibration_rms_max_1h", "vibration_rms_trend_24h",
@@ -220,6 +226,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "pressure_mean_1h", "pressure_mean_24h",
     "temperature_vibration_corr_24h",
     "hours_since_maintenance", "cycles_since_maintenance",
+    *(f"vibration_{feature}_mean_1h" for feature in EDGE_FEATURES_IN_GOLD),
 )  # fmt: skip
 
 

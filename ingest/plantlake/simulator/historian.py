@@ -1,10 +1,14 @@
 """The historian backfill source: weeks of the simulated plant's past as canonical readings on the
-telemetry topic, with the CMMS export of the same span (ingest layer).
+telemetry topic, its edge window features on the edge_features topic, and the CMMS export of the
+same span (ingest layer).
 
 Plants bootstrap predictive maintenance from their historian: the live simulator is far too slow
 to accumulate failures. `historian_readings` is the pure export (one reading per sensor per
-step, as the historian archived it); `backfill` produces it to Kafka, whence it flows through
-bronze, silver and gold like any live reading, and writes the CMMS export the labels come from.
+step, as the historian archived it); `historian_features` adds what the edge computes live from
+high-rate sensors (window features of one waveform window per step, with the edge's filter
+config), so a model trained on the backfill sees the features serving sees. `backfill` produces
+both to Kafka, whence they flow through bronze, silver and gold like any live reading, and writes
+the CMMS export the labels come from.
 
 The backfilled plant starts `days` ago (at the UTC midnight before, so a backfill re-run on the
 same day rebuilds the same plant and sends the same readings, which silver deduplicates) and its
@@ -29,6 +33,8 @@ from plantlake.core.clock import iso_ms
 from plantlake.core.config import KafkaSettings, Settings
 from plantlake.core.errors import ConfigError, SinkError
 from plantlake.core.records import Reading
+from plantlake.ingest.filters import FilterConfig, load_filter_config
+from plantlake.simulator.historian_features import edge_feature_readings, feature_channels
 from plantlake.simulator.plant import (
     HOUR_MS,
     Asset,
@@ -38,7 +44,7 @@ from plantlake.simulator.plant import (
     value_at,
 )
 
-HISTORIAN = "historian"  # source_protocol and source_node of every backfilled reading
+HISTORIAN = "historian"  # source_protocol and source_node of every backfilled reading and feature
 DAY_MS = 24 * HOUR_MS
 # Failures due this soon after the end of the history already show as wear before it (the plant
 # degrades for 48 h), so the plant schedules them although the CMMS export stops at the end.
@@ -78,6 +84,31 @@ def historian_readings(
         raise ConfigError(f"The historian step must be positive, got {step_ms} ms.")
     chosen = _assets(plant, assets)
     return _readings(plant, chosen, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
+
+
+def historian_features(
+    plant: Plant,
+    filters: FilterConfig,
+    *,
+    start_ms: int,
+    end_ms: int,
+    step_ms: int,
+    assets: Sequence[str] | None = None,
+) -> Iterator[Reading]:
+    """The edge window features of each high-rate sensor of each asset every `step_ms` from
+    `start_ms` to before `end_ms`: one window of the simulated waveform starting at each step,
+    featured with `filters` exactly as the live edge does (`EdgeFilter.waveform`: sensor
+    `<sensor>.<feature>`, `filter_version` = the config's version), stamped as the historian's.
+
+    Never raw samples: an exception passthrough has nothing to pass on in an archive.
+
+    Raises ConfigError for an unknown asset or a non-positive step.
+    """
+    if step_ms <= 0:
+        raise ConfigError(f"The historian step must be positive, got {step_ms} ms.")
+    channels = feature_channels(_assets(plant, assets), filters)
+    return edge_feature_readings(plant, channels, version=filters.version, start_ms=start_ms,
+                                 end_ms=end_ms, step_ms=step_ms, source=HISTORIAN)  # fmt: skip
 
 
 def _assets(plant: Plant, paths: Sequence[str] | None) -> tuple[Asset, ...]:
@@ -136,7 +167,9 @@ def backfill_span(*, days: float, step_ms: int, now_ms: int) -> BackfillSpan:
 @dataclass(frozen=True)
 class BackfillResult:
     topic: str
-    records: int
+    records: int  # telemetry readings acknowledged on `topic`
+    features_topic: str
+    feature_records: int  # window features acknowledged on `features_topic`
     assets: int
     sensors: int
     steps: int
@@ -149,18 +182,21 @@ class BackfillResult:
 
     @property
     def records_per_s(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
+        """Readings and features, over both topics."""
+        total = self.records + self.feature_records
+        return total / self.seconds if self.seconds > 0 else 0.0
 
 
 def backfill(settings: Settings, *, days: float, step_ms: int, assets: Sequence[str] | None = None,
              console: Console, cmms_path: Path | None = None,
              now_ms: int | None = None) -> BackfillResult:  # fmt: skip
-    """Produce `days` of the simulated plant's history, ending now, to the telemetry topic (keyed
-    by asset) and write the CMMS export of the same plant and span (default: where `plantlake
-    simulate` writes it).
+    """Produce `days` of the simulated plant's history, ending now, to the telemetry topic and
+    its edge window features (with the configured edge filters) to the edge_features topic, both
+    keyed by asset, and write the CMMS export of the same plant and span (default: where
+    `plantlake simulate` writes it).
 
-    Raises ConfigError for bad arguments and SinkError naming the topic if Kafka did not
-    acknowledge every record.
+    Raises ConfigError for bad arguments or filter config and SinkError naming the topic if
+    Kafka did not acknowledge every record.
     """
     from plantlake.core.topics import topic
     from plantlake.simulator.cmms_export import cmms_export_path, write_cmms_export
@@ -171,27 +207,39 @@ def backfill(settings: Settings, *, days: float, step_ms: int, assets: Sequence[
                         horizon_ms=span.end_ms - span.plant_start_ms + _LOOKAHEAD_MS)  # fmt: skip
     readings = historian_readings(plant, start_ms=span.first_ms, end_ms=span.end_ms,
                                   step_ms=step_ms, assets=assets)  # fmt: skip
+    filters = load_filter_config(settings.edge.filters)
+    features = historian_features(plant, filters, start_ms=span.first_ms, end_ms=span.end_ms,
+                                  step_ms=step_ms, assets=assets)  # fmt: skip
     chosen = _assets(plant, assets)
     sensors = sum(len(a.sensors) for a in chosen)
+    channels = feature_channels(chosen, filters)
     name = topic("telemetry").name(settings.kafka.topic_prefix)
+    features_name = topic("edge_features").name(settings.kafka.topic_prefix)
     total = span.steps * sensors
+    features_total = span.steps * sum(len(c.features) for c in channels)
     console.print(
         f"historian: plant seed {plant.seed} started {iso_ms(plant.start_ms)}; "
         f"{len(chosen)} assets, {sensors} sensors, every {step_ms / 1000:g} s from "
-        f"{iso_ms(span.first_ms)} to {iso_ms(span.end_ms)}: {total} readings to {name}"
+        f"{iso_ms(span.first_ms)} to {iso_ms(span.end_ms)}: {total} readings to {name}, "
+        f"{features_total} window features of {len(channels)} high-rate sensors (filters "
+        f"{filters.version}) to {features_name}"
     )
     started = time.monotonic()
     sent = _produce(settings.kafka, name, readings, total=total, console=console)
+    featured = _produce(settings.kafka, features_name, features, total=features_total,
+                        console=console)  # fmt: skip
     seconds = time.monotonic() - started
     path = cmms_path or cmms_export_path(settings)
     events = write_cmms_export(plant, span.end_ms, path)
     result = BackfillResult(
-        topic=name, records=sent, assets=len(chosen), sensors=sensors, steps=span.steps,
+        topic=name, records=sent, features_topic=features_name, feature_records=featured,
+        assets=len(chosen), sensors=sensors, steps=span.steps,
         plant_start_ms=plant.start_ms, first_ms=span.first_ms, end_ms=span.end_ms,
         cmms_events=events, cmms_path=path, seconds=seconds,
     )  # fmt: skip
     console.print(
-        f"historian: {sent} readings acknowledged in {seconds:.1f} s "
+        f"historian: {sent} readings and {featured} window features acknowledged in "
+        f"{seconds:.1f} s "
         f"({result.records_per_s:,.0f}/s); CMMS export of {events} events at {path} "
         "(load it with `plantlake pipeline run cmms` before starting `plantlake simulate`, "
         "which rewrites it)"

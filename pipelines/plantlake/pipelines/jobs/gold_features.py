@@ -23,6 +23,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import (
+    add_missing_columns,
     read_delta,
     require_table,
     table_exists,
@@ -31,7 +32,12 @@ from plantlake.adapters.delta import (
 )
 from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import LakeSettings, Settings
-from plantlake.core.contracts import GOLD_FEATURES, SILVER_MAINTENANCE_EVENTS, SILVER_TELEMETRY
+from plantlake.core.contracts import (
+    EDGE_FEATURES_IN_GOLD,
+    GOLD_FEATURES,
+    SILVER_MAINTENANCE_EVENTS,
+    SILVER_TELEMETRY,
+)
 from plantlake.pipelines.transforms.features import (
     FEATURE_COLUMNS,
     HORIZONS_MS,
@@ -43,6 +49,7 @@ from plantlake.pipelines.transforms.twin_state import good_readings
 
 _INPUT = (
     "asset",
+    "sensor",
     "asset_class",
     "quantity",
     "value",
@@ -62,9 +69,13 @@ CONTEXT_MS = max(HORIZONS_MS.values())
 
 
 def feature_readings(silver: DataFrame) -> DataFrame:
-    """The silver columns features use. Grain: one Good silver reading."""
-    return good_readings(silver).select(
-        "asset", "asset_class", "quantity", "value", "event_time_ms",
+    """The silver columns features use. Grain: one Good silver reading that a feature uses: a
+    sensor's own reading, or one of the edge's window features in EDGE_FEATURES_IN_GOLD (the
+    others, such as every window's peak, would only cost the pandas step time)."""
+    feature = F.substring_index("sensor", ".", -1)
+    used = ~F.col("sensor").contains(".") | feature.isin(*EDGE_FEATURES_IN_GOLD)
+    return good_readings(silver).where(used).select(
+        "asset", "sensor", "asset_class", "quantity", "value", "event_time_ms",
         F.unix_millis("bronze_ingest_time").alias("arrived_ms"),
     )  # fmt: skip
 
@@ -112,7 +123,11 @@ def touched(batch: DataFrame, *, step_ms: int) -> DataFrame:
 
 
 def merge_features(features: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
-    """Upsert feature rows on (asset, feature_time_ms); a retried batch changes nothing."""
+    """Upsert feature rows on (asset, feature_time_ms); a retried batch changes nothing. A table
+    from an earlier feature version first gains the columns it lacks (null in its old rows)."""
+    session = features.sparkSession
+    if table_exists(session, path):
+        add_missing_columns(session, path, GOLD_FEATURES.columns)
     upsert(features, path, on=GOLD_FEATURES.merge_on(), app_id=app_id, batch_id=batch_id)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from plantlake.adapters.delta import read_delta, table_exists, upsert
+from plantlake.adapters.delta import add_missing_columns, read_delta, table_exists, upsert
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS
 from plantlake.core.registry_entries import (
@@ -54,14 +54,6 @@ def read_registry(spark: SparkSession, lake: LakeSettings) -> list[RegistryEntry
     return entries_from_rows(row.asDict() for row in read_delta(spark, path).collect())
 
 
-def _add_missing_columns(spark: SparkSession, path: str) -> None:
-    """Give a registry table from before the device columns (unit, protocol, address) them."""
-    have = set(read_delta(spark, path).columns)
-    missing = [c for c in REFERENCE_ASSET_REGISTRY.columns if c.split(" ", 1)[0] not in have]
-    if missing:
-        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({', '.join(missing)})")
-
-
 def load_registry(
     spark: SparkSession,
     lake: LakeSettings,
@@ -86,7 +78,7 @@ def load_registry(
     inserted = sum(1 for e in entries if e.key not in by_key)
     path = REFERENCE_ASSET_REGISTRY.path(lake)
     if table_exists(spark, path):
-        _add_missing_columns(spark, path)
+        add_missing_columns(spark, path, REFERENCE_ASSET_REGISTRY.columns)
     rows = spark.createDataFrame(entry_rows(entries), REGISTRY_SCHEMA)
     upsert(rows, path, on=REFERENCE_ASSET_REGISTRY.merge_on(), app_id=None)
     return RegistryLoad(inserted, updated, len(current) - updated)

@@ -19,14 +19,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from plantlake.core.contracts import FEATURE_COLUMNS
+from plantlake.core.contracts import EDGE_FEATURES_IN_GOLD, FEATURE_COLUMNS
 
-FEATURE_VERSION = "2026-11-25.1"
+FEATURE_VERSION = "2026-11-27.1"
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 HORIZONS_MS: Mapping[str, int] = {"15m": 15 * MINUTE_MS, "1h": HOUR_MS, "24h": 24 * HOUR_MS}
 
-# Which silver quantity feeds which signal group (one asset has at most one sensor of each).
+# Which silver quantity feeds which signal group (one asset has at most one sensor of each);
+# edge window features (sensor "vibration.crest") feed the group of their feature instead.
 SIGNALS: Mapping[str, str] = {
     "vibration": "vibration_rms",
     "temperature": "temperature",
@@ -42,6 +43,12 @@ FEATURE_DOCS: Mapping[str, str] = {
     "temperature_vibration_corr_24h": "Pearson correlation of 5-minute temperature and vibration means",
     "hours_since_maintenance": "since the last repair or inspection (null before the first one)",
     "cycles_since_maintenance": "off-to-on transitions of the running state since then (presses)",
+    "vibration_crest_mean_1h": "mean crest factor (peak / RMS) of the edge's 1 s vibration windows",
+    **{
+        f"vibration_{f}_mean_1h": f"mean FFT energy of the edge's 1 s vibration windows in {f[5:]} Hz"
+        for f in EDGE_FEATURES_IN_GOLD
+        if f.startswith("band_")
+    },
 }
 KEY_COLUMNS = ("asset", "feature_time_ms")
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -51,10 +58,20 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 MAINTENANCE_KINDS = ("repair", "inspection")
 
 
+def signal_of(sensor: pd.Series, quantity: pd.Series) -> pd.Series:
+    """The signal group of each reading: by quantity for a sensor's own readings, by feature
+    for the edge's window features used in gold ("vibration.band_0_50" -> "vibration_band_0_50");
+    NaN for readings no feature uses (other window features such as "vibration.peak")."""
+    feature = sensor.str.partition(".")[2]
+    own = quantity.map(SIGNALS).where(feature == "")
+    edge = ("vibration_" + feature).where(feature.isin(EDGE_FEATURES_IN_GOLD))
+    return own.fillna(edge)
+
+
 def _grid(readings: pd.DataFrame, step_ms: int) -> pd.DataFrame:
     """Per grid step (the bucket ending at `feature_time_ms`) and signal: count, sum, sum of
     squares, max of the values and the latest arrival. Grain out: one row per bucket."""
-    signal = readings["quantity"].map(SIGNALS)
+    signal = signal_of(readings["sensor"], readings["quantity"])
     data = readings.assign(
         signal=signal,
         bucket=(readings["event_time_ms"] // step_ms + 1) * step_ms,
@@ -131,7 +148,7 @@ def asset_features(
 ) -> pd.DataFrame:
     """Feature rows of one asset on a `step_ms` grid.
 
-    Grain in: one Good silver reading of one asset with asset, asset_class, quantity, value
+    Grain in: one Good silver reading of one asset with asset, sensor, asset_class, quantity, value
     (canonical unit), event_time_ms and arrived_ms (bronze ingest time, epoch ms);
     `maintenance_ms`: the asset's repair and inspection times. Grain out: one row per grid time
     that has readings in its own bucket, from `emit_from_ms` on (earlier readings only give
@@ -155,6 +172,8 @@ def asset_features(
     out["current_mean_24h"] = _rolling_mean(grid, "current", per["24h"])
     out["pressure_mean_1h"] = _rolling_mean(grid, "pressure", per["1h"])
     out["pressure_mean_24h"] = _rolling_mean(grid, "pressure", per["24h"])
+    for feature in EDGE_FEATURES_IN_GOLD:
+        out[f"vibration_{feature}_mean_1h"] = _rolling_mean(grid, f"vibration_{feature}", per["1h"])
     out["temperature_vibration_corr_24h"] = temp.rolling(per["24h"], min_periods=12).corr(vib)
     maintenance = np.asarray(maintenance_ms if maintenance_ms is not None else [], dtype=np.int64)
     out["hours_since_maintenance"] = _since_maintenance(grid.index, maintenance)
