@@ -1,7 +1,8 @@
-"""The edge as a site runs it: `plantlake ingest modbus --config tests/site/site.toml` against the
-site's own Modbus devices (a hand-written register map, other unit ids, psi and degF), no
-simulator anywhere: its readings reach Kafka as the map describes them, and the edge process
-never imports `plantlake.simulator`."""
+"""A site from nothing to silver: `plantlake ingest modbus --config tests/site/site.toml` against
+the site's own Modbus devices (a hand-written register map, other unit ids, psi and degF), then
+its registry CSV imported and bronze and silver run, each a process of its own. No simulator
+anywhere: the readings reach Kafka as the map describes them and silver.telemetry in canonical
+units, none held as unknown, and no process imports `plantlake.simulator`."""
 
 import asyncio
 import json
@@ -74,7 +75,7 @@ def site_devices() -> Iterator[SiteModbusServer]:
     thread.join(timeout=10)
 
 
-def test_a_site_edge_sends_its_devices_readings_without_the_simulator(
+def test_a_site_goes_from_its_devices_to_silver_without_the_simulator(
     site_kafka, site_devices, tmp_path
 ):
     register_map = site_devices.register_map
@@ -135,3 +136,38 @@ def test_a_site_edge_sends_its_devices_readings_without_the_simulator(
     assert {r["unit"] for r in readings.values()} >= {"psi", "degF"}
     # The edge process, from the CLI to its exit, never loaded the simulated plant.
     assert json.loads(modules_report.read_text()) == []
+
+    # On to the lake, as the README's "Connect your plant" goes: import the site's registry
+    # CSV, land bronze, refine silver; each step its own process, none loading the simulator.
+    lake = {
+        **env,
+        "PLANTLAKE_LAKE__ROOT": f"file://{tmp_path}/lake",
+        "PLANTLAKE_SPARK__MASTER": "local[2]",
+        "PLANTLAKE_SPARK__MANAGED": "false",
+    }
+    steps = {
+        "import": ["reference", "import", "--csv", str(SITE_DIR / "registry.csv")],
+        "bronze": ["pipeline", "run", "bronze", "--once"],
+        "silver": ["pipeline", "run", "silver", "--once"],
+    }
+    for name, args in steps.items():
+        report = tmp_path / f"{name}-modules.json"
+        done = subprocess.run(
+            [sys.executable, "-c", EDGE, str(report), "--config", str(SITE_CONFIG), *args],
+            env=lake, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{name}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+        assert json.loads(report.read_text()) == [], name
+
+    from deltalake import DeltaTable
+
+    silver = DeltaTable(f"{tmp_path}/lake/silver/telemetry").to_pyarrow_table().to_pylist()
+    landed = {(r["asset"], r["sensor"]): r for r in silver}
+    assert landed.keys() == expected.keys()  # every reading of the map: none held as unknown
+    for key, row in landed.items():
+        assert row["asset_class"] == "feed_pump"
+        assert row["unit"] == {"psi": "bar", "degF": "degC", "A": "A", "": ""}[expected[key].unit]
+    temp = landed[("acme/boiler-house/feedpump-1", "bearing_temp_de")]
+    assert temp["value"] == pytest.approx(
+        (served_value(expected[temp["asset"], temp["sensor"]]) - 32) / 1.8
+    )
