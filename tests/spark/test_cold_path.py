@@ -4,6 +4,7 @@ gold jobs run one after the other, and a retried batch still reaches gold."""
 import pytest
 
 from plantlake.core.contracts import (
+    BRONZE_EDGE_FEATURES,
     BRONZE_TELEMETRY,
     GOLD_LATE_DATA,
     GOLD_TELEMETRY_1M,
@@ -32,6 +33,20 @@ TABLES = (SILVER_TELEMETRY, SILVER_QUARANTINE, GOLD_TELEMETRY_1M, GOLD_TELEMETRY
 def _bronze(spark, settings, rows):
     frame = spark.createDataFrame(rows, BRONZE_SCHEMA)
     frame.write.format("delta").mode("append").save(BRONZE_TELEMETRY.path(settings.lake))
+
+
+def _edge_features(spark, settings, t_ms: int, offset: int):
+    """Two window features of pump-02's accelerometer, as bronze lands the edge_features topic."""
+    pump = PLANT.assets[1]
+    topic = {"kafka_topic": "plantlake.edge_features", "source_protocol": "daq"}
+    rows = [
+        bronze_row(pump.path, "vibration.crest", 3.1, None, t_ms=t_ms, offset=offset) | topic,
+        bronze_row(pump.path, "vibration.band_50_200", 0.7, None, t_ms=t_ms, offset=offset + 1)
+        | topic,
+    ]
+    spark.createDataFrame(rows, BRONZE_SCHEMA).write.format("delta").mode("append").save(
+        BRONZE_EDGE_FEATURES.path(settings.lake)
+    )
 
 
 def _deliveries():
@@ -72,19 +87,25 @@ def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
     first, second = _deliveries()
     for settings in (layered, cold):
         load_reference(spark, settings, plant_registry_entries(PLANT, default_window_features()))
-    for delivery in (first, second):
+    for n, delivery in enumerate((first, second)):
         _bronze(spark, layered, delivery)
+        _edge_features(spark, layered, T0 + n * 400_000, offset=2 * n)
         _run(silver.run(spark, layered, once=True))
         _run(gold.run(spark, layered, once=True))
         _bronze(spark, cold, delivery)
+        _edge_features(spark, cold, T0 + n * 400_000, offset=2 * n)
         _run(cold_path.run(spark, cold, once=True))
     got, expected = _tables(spark, cold), _tables(spark, layered)
     assert got == expected
-    assert len(got["silver.telemetry"]) == 70 + 1  # the resend once, the 1500 degF held back
+    # The resend once, the 1500 degF held back, and the four window features.
+    assert len(got["silver.telemetry"]) == 70 + 1 + 4
     assert len(got["silver.quarantine"]) == 1
     assert got["gold.late_data"]  # the hour-old reading, behind both window sizes
     metrics = spark.read.format("delta").load(SILVER_DQ_METRICS.path(cold.lake))
     assert metrics.where("rule = 'duplicates' AND failed = 1").count() == 1
+    # The twin is kept from the telemetry topic: only pump-02's flow is reconciled, per batch.
+    reconciled = metrics.where("rule = 'twin_reconciliation'").select("checked").collect()
+    assert [r.checked for r in reconciled] == [1, 1]
     written = (
         "reference.asset_registry",
         "reference.units",

@@ -1,4 +1,5 @@
-"""The cold path: silver and the gold aggregates in one streaming query over bronze.telemetry.
+"""The cold path: silver and the gold aggregates in one streaming query over bronze's readings
+(bronze.telemetry and the edge's window features in bronze.edge_features).
 
 Each micro-batch is routed by silver (dedup, registry, units, every rule, quarantine,
 dq_metrics); then the silver rows of this batch, read back from silver.telemetry by their Kafka
@@ -6,8 +7,8 @@ lineage, go through gold's aggregates, late data and watermarks. Reading them ba
 passing them on makes a retried batch whole: silver skips its append (already committed) and
 drops the keys it has seen, but the rows are in the table, so gold still gets them.
 
-Then the reconciliation check compares the batch's newest kept row per sensor with the hot
-path's gold.twin_state and writes its verdict to silver.dq_metrics (rule twin_reconciliation).
+Then the reconciliation check compares the batch's newest kept row per sensor of the telemetry
+topic (the one the hot path reads) with the hot path's gold.twin_state and writes its verdict to silver.dq_metrics (rule twin_reconciliation).
 
 One query instead of two chained ones (silver 10 s, then gold 10 s on silver's output) removes a
 trigger and a Delta source from the path, and runs on a 30-60 s trigger (`pipeline.cold_trigger`)
@@ -27,11 +28,11 @@ from plantlake.adapters.delta import append_once, read_delta, table_exists, writ
 from plantlake.adapters.spark import first_row, scheduler_pool
 from plantlake.core.config import Settings
 from plantlake.core.contracts import (
-    BRONZE_TELEMETRY,
     GOLD_TWIN_STATE,
     SILVER_DQ_METRICS,
     SILVER_TELEMETRY,
 )
+from plantlake.core.topics import topic
 from plantlake.pipelines.jobs import gold, silver
 from plantlake.pipelines.jobs.gold import LINEAGE
 from plantlake.pipelines.jobs.reconciliation import RULE, reconcile, reconciliation_metric
@@ -64,7 +65,7 @@ def run(
     rules: Sequence[Rule] | None = None,
     options: gold.GoldOptions | None = None,
 ) -> StreamingQuery:
-    """Start the cold path over bronze.telemetry; `once` processes what is available and stops.
+    """Start the cold path over bronze.telemetry and bronze.edge_features; `once` processes what is available and stops.
 
     Raises what silver's and gold's set-up raise (missing bronze or reference tables, bad rules);
     a failing `fail` rule stops the query with ExpectationFailed's message.
@@ -76,6 +77,8 @@ def run(
     paths = gold.GoldPaths.for_lake(lake)
     gold_app = f"gold:{writer_id(spark, checkpoint)}"
     silver_path = SILVER_TELEMETRY.path(lake)
+    # The hot path keeps the twin from the telemetry topic alone: window features have no twin.
+    twin_topic = topic("telemetry").name(settings.kafka.topic_prefix)
 
     twin_path = GOLD_TWIN_STATE.path(lake)
     metrics_path = SILVER_DQ_METRICS.path(lake)
@@ -88,7 +91,8 @@ def run(
             kept = silver_rows_of(batch, silver_path).persist()
             gold.process_batch(kept, batch_id, paths=paths, app_id=gold_app, options=options)
             twin = read_delta(spark, twin_path) if table_exists(spark, twin_path) else None
-            metric = reconciliation_metric(reconcile(kept, twin), batch_id=batch_id)
+            in_twin = kept.where(F.col("kafka_topic") == twin_topic)
+            metric = reconciliation_metric(reconcile(in_twin, twin), batch_id=batch_id)
             row = spark.createDataFrame([metric], silver.DQ_METRICS_SCHEMA)
             append_once(row.withColumn("batch_time", F.current_timestamp()), metrics_path,
                         app_id=f"{route.app_id}:{RULE}", batch_id=batch_id)  # fmt: skip
@@ -97,7 +101,7 @@ def run(
                 kept.unpersist()
             batch.unpersist()
 
-    source = spark.readStream.format("delta").load(BRONZE_TELEMETRY.path(lake))
+    source = silver.bronze_readings(spark, lake, checkpoint=checkpoint)
     every = None if once else settings.pipeline.cold_trigger
     with scheduler_pool(spark, "cold"):
         return start_exclusive(source, write_batch, settings, checkpoint, job="cold", every=every)
