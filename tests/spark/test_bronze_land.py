@@ -72,13 +72,14 @@ def test_every_part_lands_once_and_a_retried_batch_adds_nothing(spark, own_lake)
         *_readings(3, 1_767_225_600_000),
         ("telemetry", b"{broken"),
         *_features(2, 1_767_225_600_000),
+        ("edge_features", b'{"sensor": 3}'),  # a window feature bronze refuses
         ("lifecycle", orjson.dumps(death.to_record())),
         ("dead_letter", orjson.dumps(letter.to_record())),
     ])  # fmt: skip
     bronze.land_batch(batch, own_lake, app_id="a", batch_id=0, existing=set())
     landed = _tables(spark, own_lake)
     assert {t: rows for t, (rows, _) in landed.items()} == {
-        "telemetry": 3, "edge_features": 2, "lifecycle": 1, "dead_letter": 2,
+        "telemetry": 3, "edge_features": 2, "lifecycle": 1, "dead_letter": 3,
     }  # fmt: skip
     # The retry (as after a crash between commits): Delta skips each append already committed,
     # and no table gains a row or a version.
@@ -135,3 +136,18 @@ def test_a_nanosecond_stamp_is_a_dead_letter_and_the_batch_lands(spark, own_lake
     [letter] = spark.read.format("delta").load(BRONZE_DEAD_LETTER.path(own_lake.lake)).collect()
     assert letter.kafka_offset == 2 and letter.reason.startswith("event_time_ms ")
     assert spark.read.format("delta").load(BRONZE_TELEMETRY.path(own_lake.lake)).count() == 2
+
+
+def test_window_features_alone_land_without_a_pass_over_the_rest(spark, own_lake):
+    first = _batch(spark, own_lake, _readings(2, 1_767_225_600_000))
+    bronze.land_batch(first, own_lake, app_id="a", batch_id=0, existing=set())
+    created = _tables(spark, own_lake)
+    features = _batch(spark, own_lake, [*_readings(1, 1_767_225_700_000),
+                                        *_features(3, 1_767_225_700_000)], first_offset=2)  # fmt: skip
+    bronze.land_batch(features, own_lake, app_id="a", batch_id=1, existing=set())
+    after = _tables(spark, own_lake)
+    assert after["edge_features"] == (3, created["edge_features"][1] + 1)
+    assert after["telemetry"] == (3, created["telemetry"][1] + 1)
+    # Nothing was refused and nothing else came: the other tables gain no version.
+    assert after["lifecycle"] == created["lifecycle"]
+    assert after["dead_letter"] == created["dead_letter"]

@@ -172,10 +172,13 @@ def test_a_batch_of_every_topic_is_parsed_once_and_split_by_kind(spark):
         "dead_letter": "p.dead_letter",
     }
     parsed = bronze.parse_batch(batch, topics=topics)
-    [reading_row] = telemetry_rows(bronze.records_of(parsed, "telemetry")).collect()
+    [reading_row] = telemetry_rows(
+        bronze.records_of(parsed, "telemetry").where("kafka_topic = 'p.telemetry'")
+    ).collect()
     assert reading_row.raw_value == reading
     # Window features are canonical records of their own topic, held to the same contract.
-    [feature_row] = telemetry_rows(bronze.records_of(parsed, "edge_features")).collect()
+    readings = bronze.records_of(parsed, "telemetry")
+    [feature_row] = telemetry_rows(readings.where("kafka_topic = 'p.edge_features'")).collect()
     assert (feature_row.sensor, feature_row.raw_value) == ("vibration.band_50_200", feature)
     [event] = lifecycle_rows(bronze.records_of(parsed, "lifecycle")).collect()
     assert (event.kind, event.bd_seq) == ("death", 3)
@@ -186,7 +189,7 @@ def test_a_batch_of_every_topic_is_parsed_once_and_split_by_kind(spark):
     assert (bad.kafka_topic, bad.reason) == ("p.telemetry", "payload is not a JSON object")
     assert bad_feature.kafka_topic == "p.edge_features" and "sensor" in bad_feature.reason
     assert edge_letter.refused_by == "edge"
-    assert bronze._part_sizes(parsed) == {
+    assert bronze._part_sizes(parsed, features_topic="p.edge_features") == {
         "telemetry": 1, "edge_features": 1, "lifecycle": 1, "dead_letter": 3,
     }  # fmt: skip
 

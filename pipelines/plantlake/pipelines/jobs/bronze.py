@@ -237,12 +237,13 @@ def parse_records(
 def parse_batch(kafka_rows: DataFrame, *, topics: Mapping[str, str]) -> DataFrame:
     """A micro-batch of every bronze topic, each record parsed once by its topic's contract.
 
-    Grain in and out: one Kafka record. `topics` maps each kind of `CONTRACTS` to its topic
-    name; the result has `kind`, one record struct column per kind (null on the other kinds'
-    rows) and the telemetry records' `parse_error`. Persist it: `records_of` takes one kind's
+    Grain in and out: one Kafka record. `topics` maps each key of `TOPIC_KINDS` to its topic
+    name; the result has `kind` (window features are of the telemetry kind: one contract, one
+    parse), one record struct column per kind (null on the other kinds' rows) and the telemetry
+    records' `parse_error`. Persist it: `records_of` takes one kind's
     rows from it as `parse_records` gives them, and `batch_dead_letters` every record refused.
     """
-    kind = _by_kind(F.col("topic"), {topics[name]: F.lit(name) for name in CONTRACTS})
+    kind = _by_kind(F.col("topic"), {topics[key]: F.lit(k) for key, k in TOPIC_KINDS.items()})
     return _with_parse_error(
         _parse(kafka_rows, CONTRACTS, kind),
         CONTRACTS[_CHECKED_WHEN_PARSED],
@@ -289,12 +290,18 @@ _LIFECYCLE_CHECKS: tuple[Check, ...] = (
 # Keyed like TOPIC_KEYS: the topic each kind of record arrives on.
 CONTRACTS = {
     "telemetry": RecordContract(TELEMETRY_RECORD, _TELEMETRY_CHECKS),
-    # Window features are canonical records too (sensor "vibration.band_50_200" and the like).
-    "edge_features": RecordContract(TELEMETRY_RECORD, _TELEMETRY_CHECKS),
     "lifecycle": RecordContract(LIFECYCLE_RECORD, _LIFECYCLE_CHECKS),
     "dead_letter": RecordContract(EDGE_DEAD_LETTER_RECORD),
 }
-TOPIC_KEYS = tuple(CONTRACTS)
+# The kind of record each topic carries. Window features are canonical records (sensor
+# "vibration.band_50_200" and the like) with a table of their own, bronze.edge_features.
+TOPIC_KINDS = {
+    "telemetry": "telemetry",
+    "edge_features": "telemetry",
+    "lifecycle": "lifecycle",
+    "dead_letter": "dead_letter",
+}
+TOPIC_KEYS = tuple(TOPIC_KINDS)
 # Checked in the parsing pass, as it is nearly all of a batch; the other kinds are checked when
 # records_of takes their (few) rows. Every contract's checks in one projection outgrow the 64 KB
 # a generated Java method may have, and Spark then runs that plan several times slower.
@@ -363,16 +370,17 @@ def edge_dead_letter_rows(parsed: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def _part_sizes(parsed: DataFrame) -> dict[str, int]:
+def _part_sizes(parsed: DataFrame, *, features_topic: str) -> dict[str, int]:
     """How many rows each bronze table gets from a `parse_batch` result (one small job)."""
     checked = [
-        records_of(parsed, kind).select(F.lit(kind).alias("kind"), "parse_error")
+        records_of(parsed, kind).select(F.lit(kind).alias("kind"), "kafka_topic", "parse_error")
         for kind in CONTRACTS
     ]
     ok = F.col("parse_error").isNull()
+    feature = F.col("kafka_topic") == features_topic
     counts = reduce(DataFrame.unionByName, checked).agg(
-        F.count_if(ok & (F.col("kind") == "telemetry")).alias("telemetry"),
-        F.count_if(ok & (F.col("kind") == "edge_features")).alias("edge_features"),
+        F.count_if(ok & (F.col("kind") == "telemetry") & ~feature).alias("telemetry"),
+        F.count_if(ok & (F.col("kind") == "telemetry") & feature).alias("edge_features"),
         F.count_if(ok & (F.col("kind") == "lifecycle")).alias("lifecycle"),
         F.count_if(~ok | (F.col("kind") == "dead_letter")).alias("dead_letter"),
     )
@@ -419,16 +427,49 @@ def _observed(counts: Observation) -> dict[str, int] | None:
 def _rest_of_batch(
     batch: DataFrame, names: Mapping[str, str], figures: dict[str, int] | None
 ) -> DataFrame:
-    """The rows of a batch that the telemetry pass did not land, parsed (see `parse_batch`).
+    """The rows of a batch that the reading passes did not land, parsed (see `parse_batch`).
 
-    None of them when the pass's figures say so (then no record is read again), and no
-    telemetry when none was refused.
+    None of them when the passes' figures say so (then no record is read again), and no
+    readings of a topic that had none refused.
     """
-    if figures is not None and figures["rest"] == 0:
-        batch = batch.where(F.lit(False))
-    elif figures is not None and figures["refused"] == 0:
-        batch = batch.where(F.col("topic") != names["telemetry"])
+    if figures is not None and figures["rest"] == 0 and figures["refused_features"] == 0:
+        return parse_batch(batch.where(F.lit(False)), topics=names)
+    if figures is not None:
+        skipped = [
+            names[key]
+            for key, refused in (("telemetry", "refused"), ("edge_features", "refused_features"))
+            if figures[refused] == 0
+        ]
+        batch = batch.where(~F.col("topic").isin(*skipped)) if skipped else batch
     return parse_batch(batch, topics=names).where(_not_good_telemetry())
+
+
+def _land_features(
+    batch: DataFrame, settings: Settings, names: Mapping[str, str], *, app_id: str,
+    batch_id: int, existing: set[str], count: int | None,
+) -> int | None:  # fmt: skip
+    """Append the batch's good window features to bronze.edge_features, in a pass that parses
+    the features topic's records alone; returns how many it refused (they go to the dead
+    letters with the rest), None when unknown.
+
+    Nothing is read when the batch has no features (`count`, None when unknown) and the
+    table exists.
+    """
+    path = BRONZE_EDGE_FEATURES.path(settings.lake)
+    if count == 0 and (path in existing or table_exists(batch.sparkSession, path)):
+        existing.add(path)
+        return 0
+    refused = Observation(f"bronze_features_{uuid.uuid4().hex}")
+    features = batch.where(F.col("topic") == names["edge_features"])
+    parsed = parse_batch(features, topics=names).observe(
+        refused, F.count_if(_refused_telemetry()).alias("refused")
+    )
+    rows = telemetry_rows(records_of(parsed, "telemetry"))
+    append_once(rows, path, app_id=app_id, batch_id=batch_id,
+                properties=BRONZE_EDGE_FEATURES.properties())  # fmt: skip
+    existing.add(path)
+    figures = _observed(refused)
+    return None if figures is None else figures["refused"]
 
 
 def land_batch(
@@ -436,11 +477,13 @@ def land_batch(
 ) -> None:
     """Parse one micro-batch and append each table's part to it, exactly once.
 
-    Nearly every record is good telemetry, so one pass parses the batch, appends
-    bronze.telemetry and counts the other records on the way (an observation, no extra job).
-    Only a batch that holds others is read again for bronze.lifecycle and bronze.dead_letter,
-    and then only its other topics unless a telemetry record was refused. Spark's progress
-    counts that second read in `numInputRows`, so such a batch reports more rows than it had.
+    Nearly every record is a good reading, so one pass parses the batch's telemetry, appends
+    bronze.telemetry and counts the other records on the way (observations, no extra job).
+    Window features, when the batch has any, are parsed and appended to bronze.edge_features
+    in a pass over their topic alone. Only a batch that holds others is read again for
+    bronze.lifecycle and bronze.dead_letter, and then only its other topics unless a reading
+    was refused. Spark's progress counts these reads in `numInputRows`, so such a batch reports
+    more rows than it had.
 
     An empty part is not committed, except to create its table (`existing` holds the tables
     known to be there): a batch id a table skips is one it never needs, as Delta only skips
@@ -448,8 +491,12 @@ def land_batch(
     to be empty only after its pass, so a batch without good telemetry commits an empty version.
     """
     names = {key: topic(key).name(settings.kafka.topic_prefix) for key in TOPIC_KEYS}
+    arrived = Observation(f"bronze_topics_{uuid.uuid4().hex}")
     counts = Observation(f"bronze_{uuid.uuid4().hex}")
-    parsed = parse_batch(batch, topics=names).observe(
+    is_feature = F.col("topic") == names["edge_features"]
+    # Counted before the filter, which keeps the features out of this pass (they have their own).
+    telemetry_pass = batch.observe(arrived, F.count_if(is_feature).alias("features"))
+    parsed = parse_batch(telemetry_pass.where(~is_feature), topics=names).observe(
         counts,
         F.count_if(_not_good_telemetry()).alias("rest"),
         F.count_if(_refused_telemetry()).alias("refused"),
@@ -460,13 +507,25 @@ def land_batch(
         rows, telemetry, app_id=app_id, batch_id=batch_id, properties=BRONZE_TELEMETRY.properties()
     )
     existing.add(telemetry)
-    figures = _observed(counts)
+    figures, features = _observed(counts), _observed(arrived)
+    refused_features = _land_features(
+        batch, settings, names, app_id=app_id, batch_id=batch_id, existing=existing,
+        count=None if features is None else features["features"],
+    )  # fmt: skip
+    if figures is not None and refused_features is not None:
+        figures = {**figures, "refused_features": refused_features}
+    else:
+        figures = None
     # With nothing else in the batch, the rest is not even planned (about a second on these
     # wide expressions), except to create a table that is still missing.
-    nothing_else = figures is not None and figures["rest"] == 0
+    nothing_else = figures is not None and figures["rest"] == 0 and refused_features == 0
     rest = None if nothing_else else _rest_of_batch(batch, names, figures).persist()
     try:
-        sizes = _part_sizes(rest) if rest is not None else dict.fromkeys(_REST_PARTS.values(), 0)
+        sizes = (
+            _part_sizes(rest, features_topic=names["edge_features"])
+            if rest is not None
+            else dict.fromkeys(_REST_PARTS.values(), 0)
+        )
         for ref, part in _REST_PARTS.items():
             path = ref.path(settings.lake)
             size = sizes[part]
@@ -484,16 +543,13 @@ def land_batch(
 
 # The tables a batch's rest lands in, each with its part of `_part_sizes`.
 _REST_PARTS: dict[TableRef, str] = {
-    BRONZE_EDGE_FEATURES: "edge_features",
     BRONZE_LIFECYCLE: "lifecycle",
     BRONZE_DEAD_LETTER: "dead_letter",
 }
 
 
 def _part_rows(ref: TableRef, rest: DataFrame) -> DataFrame:
-    """The rows of bronze.edge_features, bronze.lifecycle or bronze.dead_letter in a batch's rest."""
-    if ref is BRONZE_EDGE_FEATURES:
-        return telemetry_rows(records_of(rest, "edge_features"))
+    """The rows of bronze.lifecycle or bronze.dead_letter in a batch's rest."""
     if ref is BRONZE_LIFECYCLE:
         return lifecycle_rows(records_of(rest, "lifecycle"))
     return batch_dead_letters(rest)
