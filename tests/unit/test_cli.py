@@ -64,3 +64,14 @@ def test_status_json_reports_down_services_and_exit_code(tmp_path):
         "spark-worker",
     }
     assert all(s["status"] == "down" and s["detail"] for s in report["services"])
+
+
+def test_reference_schema_prints_the_published_schema_and_import_wants_one_file(tmp_path):
+    from pathlib import Path
+
+    published = Path(__file__).parents[2] / "infra" / "schemas" / "asset_registry.schema.json"
+    printed = _plantlake("reference", "schema", env={"PLANTLAKE_HOME": str(tmp_path)})
+    assert printed.returncode == 0
+    assert json.loads(printed.stdout) == json.loads(published.read_text())
+    neither = _plantlake("reference", "import", env={"PLANTLAKE_HOME": str(tmp_path)})
+    assert neither.returncode != 0 and "--csv FILE or --yaml FILE" in neither.stderr

@@ -405,6 +405,14 @@ def reference_import(
     _print_load(path, *import_registry_file(spark, settings, path, kind))
 
 
+@reference_app.command("schema")
+def reference_schema() -> None:
+    """Print the registry file's JSON schema (also in infra/schemas/asset_registry.schema.json)."""
+    from plantlake.core.registry_entries import registry_json_schema
+
+    print(json.dumps(registry_json_schema(), indent=2))
+
+
 @reference_app.command("export")
 def reference_export(
     csv_file: Annotated[Path | None, typer.Option("--csv", dir_okay=False)] = None,
