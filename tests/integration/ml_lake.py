@@ -48,7 +48,7 @@ def build_ml_lake(spark: SparkSession, settings: Settings, tmp: Path) -> Setting
     kinds = {a.path: a.kind for a in plant.assets}
     quantities = {(a.path, s.name): s.quantity for a in plant.assets for s in a.sensors}
     rows = [
-        (r.asset, kinds[r.asset], quantities[(r.asset, r.sensor)],
+        (r.asset, r.sensor, kinds[r.asset], quantities[(r.asset, r.sensor)],
          canonical(r.value, r.unit, quantities[(r.asset, r.sensor)]), r.event_time_ms,
          r.receive_time_ms)
         for r in historian_readings(plant, start_ms=plant.start_ms, end_ms=end, step_ms=STEP_MS,
@@ -58,7 +58,15 @@ def build_ml_lake(spark: SparkSession, settings: Settings, tmp: Path) -> Setting
     readings = spark.createDataFrame(
         pd.DataFrame(
             rows,
-            columns=["asset", "asset_class", "quantity", "value", "event_time_ms", "arrived_ms"],
+            columns=[
+                "asset",
+                "sensor",
+                "asset_class",
+                "quantity",
+                "value",
+                "event_time_ms",
+                "arrived_ms",
+            ],
         )  # fmt: skip
     ).withColumn("emit_from_ms", F.lit(None).cast("long"))
     export = tmp / "cmms_export.csv"

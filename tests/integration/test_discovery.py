@@ -5,7 +5,6 @@ server on a free loopback port. Sparkplug: the discovery listens on the real Mos
 primary host comes online and both simulated edge nodes of the plant connect and birth.
 """
 
-import asyncio
 import os
 import secrets
 import socket
@@ -31,10 +30,10 @@ from plantlake.ingest.opcua.model import eu_range
 from plantlake.ingest.sparkplug.discover import discover_sparkplug
 from plantlake.ingest.sparkplug.host_client import HostClient
 from plantlake.simulator.clock import SimClock
-from plantlake.simulator.opcua_server import OpcUaDeviceServer
 from plantlake.simulator.plant import build_plant
 from plantlake.simulator.registry import plant_registry_entries
 from plantlake.simulator.sparkplug_node import SimulatedEdgeNode
+from tests.integration.opcua_server_thread import OpcUaServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -74,37 +73,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class _ServerThread:
-    """The simulated device server on its own event loop while the CLI runs in a subprocess."""
-
-    def __init__(self, settings: Settings):
-        self.server = OpcUaDeviceServer(settings, PLANT, SimClock(PLANT.start_ms))
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        try:
-            async with self.server:
-                self._ready.set()
-                await self._stop.wait()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-
-    def __enter__(self) -> OpcUaDeviceServer:
-        self._thread.start()
-        assert self._ready.wait(30), "the OPC-UA device server did not start within 30 s"
-        if self._error:
-            raise self._error
-        return self.server
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-
 def _plantlake(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from plantlake.app.cli import main; main()", *args],
@@ -122,7 +90,7 @@ def test_opcua_discovery_drafts_the_registry_the_simulator_writes(tmp_path):
         simulator=SimulatorSettings(opcua_port=port),
     )
     env = {"PLANTLAKE_HOME": str(home), "PLANTLAKE_OPCUA__PASSWORD": password}
-    with _ServerThread(settings):
+    with OpcUaServerThread(settings, PLANT, SimClock(PLANT.start_ms), start_timeout_s=30):
         # The edge's own login: Basic256Sha256 SignAndEncrypt, the server certificate pinned.
         run = _plantlake("reference", "discover", "opcua", endpoint, "--out", str(out), env=env)
     assert run.returncode == 0, run.stderr

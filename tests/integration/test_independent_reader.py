@@ -43,7 +43,7 @@ NOT_WRITTEN_HERE: Mapping[str, str] = {
 }
 # Tables this run must leave non-empty (late_data too: round two sends late readings).
 NON_EMPTY = {
-    "bronze.telemetry", "bronze.dead_letter", "bronze.lifecycle",
+    "bronze.telemetry", "bronze.edge_features", "bronze.dead_letter", "bronze.lifecycle",
     "reference.asset_registry", "reference.units",
     "silver.telemetry", "silver.quarantine", "silver.dq_metrics", "silver.rule_state",
     "gold.twin_state", "gold.watermarks", "gold.open_windows", "gold.telemetry_1m",
@@ -88,6 +88,15 @@ class _Records:
         self.sequence += 1
         return Reading(asset, sensor, value, unit, quality, t_ms, t_ms + 40, "opcua", NODE,
                        sequence=self.sequence, filter_version="test").to_record()  # fmt: skip
+
+
+def _window_feature(seed: int, feature: str) -> str:
+    """An asset whose accelerometer's window `feature` is registered and was never remounted."""
+    remounted = {r.asset for r in REMOUNTS}
+    for entry in plant_registry_entries(build_plant(seed), default_window_features()):
+        if entry.sensor.endswith(f".{feature}") and entry.asset not in remounted:
+            return entry.asset
+    raise AssertionError(f"the simulated plant registers no window feature {feature}")
 
 
 def _round_one(sensors, records: _Records, t0: int) -> list[dict]:
@@ -225,6 +234,11 @@ def test_every_lake_table_reads_the_same_in_spark_deltalake_and_duckdb(spark, is
     produce(settings.kafka, lifecycle, [death.to_record()])
     refused = DeadLetter("modbus", NODE, "register out of map", b"\x00\x01", now_ms, "40001")
     produce(settings.kafka, dead_letter, [refused.to_record()])
+    # Two crest factors of one accelerometer, as the DAQ edge sends its window features.
+    crest = _window_feature(settings.simulator.seed, "crest")
+    features = [records.reading(crest, "vibration.crest", 3.1 + 0.1 * i, None,
+                                t_ms=t0 + i * STEP_MS) for i in range(2)]  # fmt: skip
+    produce(settings.kafka, topic("edge_features").name(prefix), features)
     load_reference(
         spark,
         settings,
@@ -263,10 +277,12 @@ def test_every_lake_table_reads_the_same_in_spark_deltalake_and_duckdb(spark, is
     assert not empty, f"tables this run should have filled are empty: {empty} ({counts})"
     # What went in is what came out: one bronze row per record, refusals held or dead-lettered.
     assert counts["bronze.telemetry"] == len(first) + len(second)
+    assert counts["bronze.edge_features"] == len(features)
     assert counts["bronze.dead_letter"] == 2
     assert counts["bronze.lifecycle"] == 1
     assert counts["silver.quarantine"] == 5  # three out of range, a ghost asset, a furlong
-    assert counts["silver.telemetry"] == len(first) + len(second) - 5 - 1  # and one resend
+    # Less five held and one resend; the window features are refined beside the telemetry.
+    assert counts["silver.telemetry"] == len(first) + len(second) - 5 - 1 + len(features)
     assert counts["gold.twin_state"] == len(sensors)
-    assert counts["gold.watermarks"] == len(sensors)
+    assert counts["gold.watermarks"] == len(sensors) + 1  # and the crest factor's
     assert counts["gold.late_data"] == 2 * 5  # five late readings, behind both window sizes

@@ -32,6 +32,7 @@ from plantlake.ingest.opcua.connection import CLIENT_URI, client_certificate, co
 from plantlake.simulator.clock import SimClock
 from plantlake.simulator.opcua_server import OpcUaDeviceServer, OpcUaServerOptions
 from plantlake.simulator.plant import build_plant, device_time_ms, value_at
+from tests.integration.opcua_server_thread import OpcUaServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -64,38 +65,10 @@ def _settings(
     )
 
 
-class _ServerThread:
-    """A device server on its own event loop, so each test can run its client with asyncio.run."""
-
-    def __init__(self, settings: Settings, options: OpcUaServerOptions | None = None):
-        options = options or OpcUaServerOptions()
-        self.server = OpcUaDeviceServer(
-            settings, PLANT, SimClock(PLANT.start_ms, speed=SPEED), options=options
-        )
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        try:
-            async with self.server:
-                self._ready.set()
-                await self._stop.wait()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-
-    def __enter__(self) -> OpcUaDeviceServer:
-        self._thread.start()
-        assert self._ready.wait(60), "the OPC-UA device server did not start within 60 s"
-        if self._error:
-            raise self._error
-        return self.server
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+def _ServerThread(settings: Settings, options: OpcUaServerOptions | None = None):  # noqa: N802
+    """The plant's OPC-UA server at SPEED, on its own loop (the client runs on the test's)."""
+    clock = SimClock(PLANT.start_ms, speed=SPEED)
+    return OpcUaServerThread(settings, PLANT, clock, options=options or OpcUaServerOptions())
 
 
 @pytest.fixture(scope="module")

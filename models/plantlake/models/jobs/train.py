@@ -21,6 +21,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
@@ -134,11 +135,22 @@ def labelled_rows(
 
 
 def fit_failure_model(train: pd.DataFrame, *, seed: int = 7):
-    model = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, class_weight="balanced",
-        random_state=seed,
+    """Gradient-boosted trees over FEATURE_COLUMNS (missing values are a branch of their own).
+
+    A feature with no value in the whole training set (a plant without a DAQ has no band
+    energies) is left out of the trees, as histogram binning cannot bin an empty column; the
+    model still takes every feature column as input.
+    """
+    x = train[list(FEATURE_COLUMNS)]
+    observed = [c for c in FEATURE_COLUMNS if x[c].notna().any()]
+    model = make_pipeline(
+        ColumnTransformer([("observed", "passthrough", observed)]),
+        HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, class_weight="balanced",
+            random_state=seed,
+        ),
     )  # fmt: skip
-    return model.fit(train[list(FEATURE_COLUMNS)], train["label"])
+    return model.fit(x, train["label"])
 
 
 def fit_anomaly_model(train: pd.DataFrame, *, seed: int = 7):
