@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES
 from plantlake.pipelines.jobs.cmms import load_cmms_export
-from plantlake.pipelines.jobs.gold_features import compute_features
+from plantlake.pipelines.jobs.gold_features import READING_COLUMNS, compute_features
 from plantlake.pipelines.transforms.unit_conversion import CANONICAL_UNITS, conversion
 from plantlake.simulator.cmms_export import write_cmms_export
 from plantlake.simulator.historian import historian_readings
@@ -58,15 +58,7 @@ def build_ml_lake(spark: SparkSession, settings: Settings, tmp: Path) -> Setting
     readings = spark.createDataFrame(
         pd.DataFrame(
             rows,
-            columns=[
-                "asset",
-                "sensor",
-                "asset_class",
-                "quantity",
-                "value",
-                "event_time_ms",
-                "arrived_ms",
-            ],
+            columns=list(READING_COLUMNS),
         )  # fmt: skip
     ).withColumn("emit_from_ms", F.lit(None).cast("long"))
     export = tmp / "cmms_export.csv"

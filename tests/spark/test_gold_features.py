@@ -72,15 +72,7 @@ def test_incremental_batches_equal_one_full_computation_and_late_data_updates(sp
                 for r in first + second
                 if r[1] != "vibration.peak"  # the job leaves out what no feature uses
             ],
-            columns=[
-                "asset",
-                "sensor",
-                "asset_class",
-                "quantity",
-                "value",
-                "event_time_ms",
-                "arrived_ms",
-            ],  # fmt: skip
+            columns=list(gold_features.READING_COLUMNS),  # fmt: skip
         )
     )
     mine = got[got["asset"] == PUMP].reset_index(drop=True)

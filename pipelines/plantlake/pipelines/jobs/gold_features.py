@@ -47,16 +47,11 @@ from plantlake.pipelines.transforms.features import (
 )
 from plantlake.pipelines.transforms.twin_state import good_readings
 
-_INPUT = (
-    "asset",
-    "sensor",
-    "asset_class",
-    "quantity",
-    "value",
-    "event_time_ms",
-    "arrived_ms",
-    "emit_from_ms",
-)
+# The columns of a reading the feature code takes (`feature_readings`), and of its input here.
+READING_COLUMNS = (
+    "asset", "sensor", "asset_class", "quantity", "value", "event_time_ms", "arrived_ms",
+)  # fmt: skip
+_INPUT = (*READING_COLUMNS, "emit_from_ms")
 FEATURE_SCHEMA = ", ".join(
     [
         "asset string", "asset_class string", "feature_time_ms long", "knowable_at_ms long",
