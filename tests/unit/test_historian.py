@@ -84,8 +84,11 @@ def test_units_are_the_ones_the_device_reports():
     units = {r.unit for r in readings}
     # Devices report in other units than silver's canonical ones on purpose.
     assert {"degC", "degF", "K", "bar", "psi", "A", "rpm", "m3/h", "mm/s", None} <= units
-    temps = {r.unit: r.value for r in readings if r.sensor == "bearing_temperature"}
-    assert 120 < temps["degF"] < 145 and 320 < temps["K"] < 340 and 45 < temps["degC"] < 65
+    # A bearing runs at 30..95 degC, whatever unit its transmitter reports in.
+    to_c = {"degF": lambda v: (v - 32) / 1.8, "K": lambda v: v - 273.15, "degC": lambda v: v}
+    temps = [(r.unit, r.value) for r in readings if r.sensor == "bearing_temperature"]
+    assert {u for u, _ in temps} == set(to_c)
+    assert all(25 < to_c[u](v) < 95 for u, v in temps), temps
 
 
 def test_event_time_is_the_device_clock_and_receive_time_the_archive_time():
@@ -133,29 +136,33 @@ def test_nan_readings_go_as_bad_with_no_value_and_nothing_is_skipped():
 def test_failures_show_as_degradation_before_them_and_end_with_the_repair():
     failures = [e for e in maintenance_log(PLANT, PLANT.start_ms + 30 * DAY_MS)
                 if e.kind == "failure"]  # fmt: skip
-    assert len({e.asset for e in failures}) == 8  # every pump and motor fails at least once
+    # Every pump and motor fails in a month; presses fail less often.
+    assert {a.path for a in PLANT.assets if a.kind != "press"} <= {e.asset for e in failures}
     step = 10 * MINUTE
-    for failure in failures:
-        asset = PLANT.asset(failure.asset)
-        before = _readings(failure.time_ms - 6 * HOUR_MS, failure.time_ms, step, [asset.path])
-        healthy_at = failure.time_ms - 3 * DAY_MS
-        if health(PLANT, asset, healthy_at) < 1.0:
-            healthy_at = failure.time_ms - 2 * DAY_MS - 12 * HOUR_MS
+    checked = 0
+    for event in failures:
+        asset = PLANT.asset(event.asset)
+        failure = next(f for f in PLANT.failures[asset.path] if f.failure_ms == event.time_ms)
+        span = failure.failure_ms - failure.onset_ms
+        if event.failure_mode != "imbalance" or failure.residual or span < 12 * HOUR_MS:
+            continue
+        late = _readings(failure.failure_ms - span // 5, failure.failure_ms, step, [asset.path])
+        healthy_at = failure.onset_ms - DAY_MS
         assert health(PLANT, asset, healthy_at) == 1.0
-        healthy = _readings(healthy_at, healthy_at + 6 * HOUR_MS, step, [asset.path])
-        repaired_at = failure.time_ms + PLANT.repair_ms
-        after = _readings(repaired_at, repaired_at + 6 * HOUR_MS, step, [asset.path])
+        healthy = _readings(healthy_at, healthy_at + 12 * HOUR_MS, step, [asset.path])
+        after = _readings(failure.repaired_ms, failure.repaired_ms + 12 * HOUR_MS, step,
+                          [asset.path])  # fmt: skip
 
-        def median(rows, sensor):
-            return statistics.median(r.value for r in rows if r.sensor == sensor)
+        def running_median(rows):  # vibration of the machine running (a stop reads ~0)
+            return statistics.median(
+                r.value for r in rows if r.sensor == "vibration" and r.value > 0.5
+            )
 
-        # Device units: 25 degC of wear at the failure, 45 degF, 25 K; amplitude is 3 degC.
-        scale = 1.8 if asset.sensor("bearing_temperature").unit == "degF" else 1.0
-        warm = median(before, "bearing_temperature") - median(healthy, "bearing_temperature")
-        assert warm > 10 * scale, (failure, warm)
-        assert median(before, "vibration") > 2 * median(healthy, "vibration"), failure
-        cooled = median(after, "bearing_temperature") - median(healthy, "bearing_temperature")
-        assert abs(cooled) < 3 * scale, (failure, cooled)
+        assert running_median(late) > 1.5 * running_median(healthy), failure
+        if failure.fixed:
+            assert running_median(after) < 1.3 * running_median(healthy), failure
+        checked += 1
+    assert checked
 
 
 def test_unknown_assets_and_bad_steps_are_refused():

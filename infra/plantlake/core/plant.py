@@ -26,15 +26,14 @@ class Sensor:
     name: str
     quantity: str  # temperature, pressure, current, speed, flow, vibration, state
     unit: str
-    base: float
-    amplitude: float
-    noise: float
-    period_s: float = 600.0
-    # How much the value moves as the asset's health goes from 1 to 0 (degradation signature).
-    wear_gain: float = 0.0
+    # The device's normal operating range in its unit (OPC-UA's EURange): what the healthy
+    # signal and its wear span; spikes fall outside it.
+    normal_range: tuple[float, float] = (0.0, 1.0)
+    noise: float = 0.0  # standard deviation of the measurement noise, in the canonical unit
+    drift_per_day: float = 0.0  # calibration drift, canonical unit per day since the plant start
     rate_hz: float = 0.0  # > 0: a high-rate waveform (vibration), sampled with `waveform`
     faults: tuple[Fault, ...] = ()
-    spike_value: float | None = None
+    spike_value: float | None = None  # in the device unit
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,40 @@ class CmmsLogEntry:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """One degradation of an asset that ends in a failure, and the repair after it.
+
+    The fault's severity grows from `residual` at `onset_ms` to 1 at `failure_ms` as
+    `progress ** shape` (shape < 1 shows early, > 1 shows late); the asset is down from the
+    failure until `repaired_ms`. A repair that did not fix the fault (`fixed` False) leaves a
+    residual severity the next degradation of the same mode starts from.
+    """
+
+    mode: str  # bearing_wear, imbalance, cavitation, seal_leak, winding
+    onset_ms: int
+    failure_ms: int
+    repaired_ms: int
+    shape: float = 1.0
+    residual: float = 0.0
+    fixed: bool = True
+
+    def severity(self, t_ms: int) -> float:
+        """0 before the onset, `residual`..1 during the degradation, 1 while down, 0 after."""
+        if t_ms < self.onset_ms or t_ms >= self.repaired_ms:
+            return 0.0
+        if t_ms >= self.failure_ms:
+            return 1.0
+        progress = (t_ms - self.onset_ms) / max(1, self.failure_ms - self.onset_ms)
+        return self.residual + (1.0 - self.residual) * progress**self.shape
+
+
+@dataclass(frozen=True)
 class Plant:
     seed: int
     start_ms: int
     assets: tuple[Asset, ...]
-    # Per asset, the times its degradation cycles end in a failure.
-    failures: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    degradation_ms: int = 48 * HOUR_MS
-    repair_ms: int = 4 * HOUR_MS
+    # Per asset, its degradations in time order (each ends in a failure and a repair).
+    failures: dict[str, tuple[Failure, ...]] = field(default_factory=dict)
     # Position of each asset by path: value_at runs per sample, and a list scan compares
     # whole dataclasses, which starves a device server on a large plant.
     _positions: dict[str, int] = field(init=False, repr=False, compare=False)

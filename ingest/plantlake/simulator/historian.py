@@ -46,9 +46,10 @@ from plantlake.simulator.plant import (
 
 HISTORIAN = "historian"  # source_protocol and source_node of every backfilled reading and feature
 DAY_MS = 24 * HOUR_MS
-# Failures due this soon after the end of the history already show as wear before it (the plant
-# degrades for 48 h), so the plant schedules them although the CMMS export stops at the end.
-_LOOKAHEAD_MS = 2 * DAY_MS
+# Failures due this soon after the end of the history already show as wear before it (the
+# slowest modes degrade for two weeks), so the plant schedules them although the CMMS export
+# stops at the end.
+_LOOKAHEAD_MS = 15 * DAY_MS
 _STEP = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)\s*$")
 _STEP_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": HOUR_MS}
 

@@ -75,17 +75,11 @@ def unit_from_eu(eu: ua.EUInformation | None) -> str | None:
 
 
 def eu_range(sensor: Sensor) -> tuple[float, float]:
-    """The normal operating range of a sensor in its device unit: the swing of its signal, noise
-    and wear; spikes fall outside it on purpose."""
+    """The normal operating range of a sensor in its device unit (the plant description's);
+    spikes fall outside it on purpose."""
     if sensor.quantity == "state":
         return 0.0, 1.0
-    if sensor.rate_hz:  # the variable is the waveform's RMS, never negative
-        return 0.0, round(sensor.amplitude + abs(sensor.wear_gain) + 4 * (sensor.noise + 1.0), 3)
-    half = sensor.amplitude + abs(sensor.wear_gain) + 6 * sensor.noise
-    low = sensor.base - half
-    if sensor.quantity != "temperature":  # pressures, flows, currents and speeds are not negative
-        low = max(low, 0.0)
-    return round(low, 3), round(sensor.base + half, 3)
+    return sensor.normal_range
 
 
 @dataclass(frozen=True)
