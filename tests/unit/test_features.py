@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from plantlake.pipelines.transforms.features import (
     FEATURE_COLUMNS,
+    FEATURE_DOCS,
     HOUR_MS,
     MINUTE_MS,
     OUTPUT_COLUMNS,
@@ -113,7 +114,8 @@ def test_emit_from_gives_the_same_rows_as_a_full_recompute():
 @settings(max_examples=20, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["temperature", "vibration", "current"]),
+        st.tuples(st.sampled_from(["temperature", "vibration", "current", "pressure", "flow",
+                                   "state", "vibration.band_50_200"]),
                   st.floats(-50, 200), st.integers(0, 6 * HOUR_MS)),
         min_size=1, max_size=120,
     )
@@ -128,7 +130,7 @@ def test_a_row_never_uses_a_reading_from_its_own_time_or_later(rows):
             [before, frame[frame["event_time_ms"] >= row.feature_time_ms].assign(value=1e6)]
         )
         again = asset_features(changed).set_index("feature_time_ms").loc[row.feature_time_ms]
-        for name in ("temperature_mean_1h", "vibration_rms_max_1h", "current_std_1h"):
+        for name in FEATURE_COLUMNS:
             a, b = getattr(row, name), again[name]
             assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b)
 
@@ -154,3 +156,110 @@ def test_gold_uses_the_bands_the_shipped_edge_filters_compute():
     bands = {f for f in default_window_features() if f.startswith("band_")}
     assert {f for f in EDGE_FEATURES_IN_GOLD if f.startswith("band_")} == bands
     assert "crest" in default_window_features()
+
+
+def test_every_documented_feature_is_a_column():
+    assert set(FEATURE_DOCS) <= set(FEATURE_COLUMNS)
+
+
+def pump(hours, *, pressure, flow, current):
+    """A pump read every minute; each signal a function of the hours since T0."""
+    rows = []
+    for t in range(T0, T0 + hours * HOUR_MS, MINUTE_MS):
+        h = (t - T0) / HOUR_MS
+        rows += [("pressure", pressure(h), t), ("flow", flow(h), t), ("current", current(h), t)]
+    return asset_features(readings(rows)).set_index("feature_time_ms")
+
+
+def test_a_slow_pressure_decay_is_a_trend_on_both_horizons_and_a_load_step_is_not():
+    end = T0 + 48 * HOUR_MS
+    # A seal leak: pressure falls 0.02 bar/h for two days, at unchanged flow and current.
+    leak = pump(48, pressure=lambda h: 6.0 - 0.02 * h, flow=lambda h: 120.0, current=lambda h: 42.0)
+    assert leak.loc[end, "pressure_trend_24h"] == pytest.approx(-0.02, rel=1e-6)
+    assert leak.loc[end, "pressure_trend_6h"] == pytest.approx(-0.02, rel=1e-6)
+    # A load step 18 h before the end drops pressure by as much as the leak does in 24 h, with
+    # flow and current. The 24 h trend alone cannot tell it from the leak (a step's slope is as
+    # steep as a ramp's), but the 6 h trend has forgotten the step: a drift shows on both
+    # horizons, a step on the long one only.
+    load = 0.92  # 6.0 * 0.08 = 0.48 bar = 24 h * 0.02 bar/h
+
+    def scale(h):
+        return 1.0 if h < 30 else load
+
+    step = pump(48, pressure=lambda h: 6.0 * scale(h), flow=lambda h: 120.0 * scale(h),
+                current=lambda h: 42.0 * scale(h))  # fmt: skip
+    assert step.loc[end, "pressure_mean_1h"] == pytest.approx(6.0 - 0.48)
+    assert step.loc[end, "pressure_trend_24h"] == pytest.approx(-0.02, rel=0.25)
+    assert step.loc[end, "pressure_trend_6h"] == pytest.approx(0.0, abs=1e-9)
+    # Pressure per flow: unchanged by the load step, falling with the leak.
+    step_ratio, leak_ratio = step["pressure_per_flow_1h"], leak["pressure_per_flow_1h"]
+    assert step_ratio.loc[T0 + HOUR_MS :].to_numpy() == pytest.approx(6.0 / 120.0)
+    assert leak_ratio.loc[end] == pytest.approx(leak.loc[end, "pressure_mean_1h"] / 120.0)
+    assert leak_ratio.loc[end - 24 * HOUR_MS] - leak_ratio.loc[end] == pytest.approx(0.48 / 120.0)
+
+
+def motor(current, temperature, hours=4):
+    rows = []
+    for t in range(T0, T0 + hours * HOUR_MS, MINUTE_MS):
+        h = (t - T0) / HOUR_MS
+        amps = current(h)
+        rows += [("current", amps, t), ("temperature", temperature(h, amps), t),
+                 ("vibration", 0.05 * amps, t)]  # fmt: skip
+    return asset_features(readings(rows)).set_index("feature_time_ms")
+
+
+def test_temperature_per_amp_stays_with_a_load_change_and_rises_with_heating_at_the_same_load():
+    more_load = motor(lambda h: 40.0 if h < 2 else 60.0, lambda h, amps: 20.0 + 0.8 * amps)
+    heating = motor(lambda h: 40.0, lambda h, amps: 52.0 if h < 2 else 62.0)
+    before, after = T0 + 2 * HOUR_MS, T0 + 4 * HOUR_MS
+    # Temperature alone rises in both, and more with the load change than with the fault.
+    rise_load = (
+        more_load.loc[after, "temperature_mean_1h"] - more_load.loc[before, "temperature_mean_1h"]
+    )
+    rise_fault = (
+        heating.loc[after, "temperature_mean_1h"] - heating.loc[before, "temperature_mean_1h"]
+    )
+    assert rise_load > rise_fault > 0
+    # Per amp, only the fault moves it.
+    after_an_hour = more_load.loc[T0 + HOUR_MS :]
+    assert after_an_hour["temperature_rise_per_amp_1h"].to_numpy() == pytest.approx(0.8)
+    assert after_an_hour["vibration_rms_per_amp_1h"].to_numpy() == pytest.approx(0.05)
+    assert heating.loc[before, "temperature_rise_per_amp_1h"] == pytest.approx(0.8)
+    assert heating.loc[after, "temperature_rise_per_amp_1h"] == pytest.approx(42.0 / 40.0)
+
+
+@pytest.mark.parametrize("amps", [0.0, 0.5])
+def test_per_load_features_are_null_when_the_machine_is_stopped_or_idle(amps):
+    rows = []
+    for t in range(T0, T0 + 2 * HOUR_MS, MINUTE_MS):
+        rows += [("current", amps, t), ("temperature", 24.0, t), ("vibration", 0.1, t),
+                 ("pressure", 0.3, t), ("flow", amps, t), ("state", 0.0, t)]  # fmt: skip
+    out = asset_features(readings(rows)).iloc[-1]
+    for name in ("temperature_rise_per_amp_1h", "vibration_rms_per_amp_1h", "pressure_per_flow_1h"):
+        assert np.isnan(out[name]), name
+    assert out["temperature_mean_1h"] == pytest.approx(24.0)  # the raw signals are still there
+    assert out["running_share_1h"] == 0.0
+
+
+def test_band_trends_follow_rising_band_energy():
+    rows = steady(hours=30)
+    for t in range(T0, T0 + 30 * HOUR_MS, MINUTE_MS):
+        h = (t - T0) / HOUR_MS
+        rows += [("vibration.band_50_200", 0.1 + 0.02 * h, t), ("vibration.band_500_1000", 0.05, t)]
+    out = asset_features(readings(rows)).iloc[-1]
+    assert out["vibration_band_50_200_trend_24h"] == pytest.approx(0.02, rel=1e-6)
+    assert out["vibration_band_500_1000_trend_24h"] == pytest.approx(0.0, abs=1e-9)
+    assert out["vibration_rms_trend_6h"] == pytest.approx(0.0, abs=1e-9)  # the RMS stayed at 2
+
+
+def test_running_share_is_the_fraction_of_the_hour_the_state_said_running():
+    rows = []
+    for t in range(T0, T0 + 3 * HOUR_MS, 5 * MINUTE_MS):  # the edge's 5-minute state heartbeat
+        stopped = T0 + HOUR_MS <= t < T0 + 90 * MINUTE_MS
+        rows += [("state", 0.0 if stopped else 1.0, t), ("current", 0.0 if stopped else 42.0, t)]
+    out = asset_features(readings(rows)).set_index("feature_time_ms")
+    assert out.loc[T0 + HOUR_MS, "running_share_1h"] == 1.0
+    assert out.loc[T0 + 2 * HOUR_MS, "running_share_1h"] == pytest.approx(0.5)
+    assert out.loc[T0 + 3 * HOUR_MS, "running_share_1h"] == 1.0
+    # An asset without a state sensor has no running share (not "never running").
+    assert asset_features(readings(steady(hours=2)))["running_share_1h"].isna().all()

@@ -227,6 +227,11 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "temperature_vibration_corr_24h",
     "hours_since_maintenance", "cycles_since_maintenance",
     *(f"vibration_{feature}_mean_1h" for feature in EDGE_FEATURES_IN_GOLD),
+    # Feature version 2026-11-27.2: what tells a fault from a change of load or a stop.
+    "vibration_rms_trend_6h", "temperature_trend_24h", "pressure_trend_6h", "pressure_trend_24h",
+    "vibration_band_50_200_trend_24h", "vibration_band_500_1000_trend_24h",
+    "flow_mean_1h", "temperature_rise_per_amp_1h", "vibration_rms_per_amp_1h",
+    "pressure_per_flow_1h", "running_share_1h",
 )  # fmt: skip
 
 

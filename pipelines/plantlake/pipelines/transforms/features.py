@@ -21,10 +21,21 @@ import pandas as pd
 
 from plantlake.core.contracts import EDGE_FEATURES_IN_GOLD, FEATURE_COLUMNS
 
-FEATURE_VERSION = "2026-11-27.1"
+FEATURE_VERSION = "2026-11-27.2"
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-HORIZONS_MS: Mapping[str, int] = {"15m": 15 * MINUTE_MS, "1h": HOUR_MS, "24h": 24 * HOUR_MS}
+HORIZONS_MS: Mapping[str, int] = {
+    "15m": 15 * MINUTE_MS, "1h": HOUR_MS, "6h": 6 * HOUR_MS, "24h": 24 * HOUR_MS,
+}  # fmt: skip
+# What a temperature rise is measured from. The losses of a load heat a machine above its
+# surroundings, so the rise, not the absolute temperature, is what scales with load; the lake
+# has no ambient sensor, and 20 degC is a plant hall's usual air. A wrong reference adds
+# (error / current) to temperature_rise_per_amp_1h, small against a fault's change at full load.
+AMBIENT_DEGC = 20.0
+# At or below these a machine is stopped or idling: a value per unit of load would divide by
+# noise around zero.
+MIN_LOAD_CURRENT_A = 1.0
+MIN_LOAD_FLOW_M3H = 1.0
 
 # Which silver quantity feeds which signal group (one asset has at most one sensor of each);
 # edge window features (sensor "vibration.crest") feed the group of their feature instead.
@@ -33,6 +44,7 @@ SIGNALS: Mapping[str, str] = {
     "temperature": "temperature",
     "current": "current",
     "pressure": "pressure",
+    "flow": "flow",
     "state": "running",
 }
 
@@ -49,6 +61,24 @@ FEATURE_DOCS: Mapping[str, str] = {
         for f in EDGE_FEATURES_IN_GOLD
         if f.startswith("band_")
     },
+    # Feature version 2026-11-27.2: what tells a fault from a change of load or a stop.
+    "vibration_rms_trend_6h": "as vibration_rms_trend_24h over 6 h, mm/s per hour",
+    "temperature_trend_24h": "least-squares slope of 5-minute temperature means over 24 h, degC per hour",
+    "pressure_trend_6h": "least-squares slope of 5-minute pressure means over 6 h, bar per hour",
+    "pressure_trend_24h": "least-squares slope of 5-minute pressure means over 24 h, bar per hour",
+    "vibration_band_50_200_trend_24h": "least-squares slope of 5-minute means of the 50-200 Hz "
+    "band energy over 24 h, (mm/s)^2 per hour",
+    "vibration_band_500_1000_trend_24h": "least-squares slope of 5-minute means of the 500-1000 Hz "
+    "band energy over 24 h, (mm/s)^2 per hour",
+    "flow_mean_1h": "mean of every flow reading in the hour, m3/h",
+    "temperature_rise_per_amp_1h": f"(temperature_mean_1h - {AMBIENT_DEGC:g} degC ambient) / "
+    f"current_mean_1h, degC per A; null at or below {MIN_LOAD_CURRENT_A:g} A",
+    "vibration_rms_per_amp_1h": "vibration_rms_mean_1h / current_mean_1h, mm/s per A; "
+    f"null at or below {MIN_LOAD_CURRENT_A:g} A",
+    "pressure_per_flow_1h": "pressure_mean_1h / flow_mean_1h, bar per m3/h; "
+    f"null at or below {MIN_LOAD_FLOW_M3H:g} m3/h",
+    "running_share_1h": "mean of the running state readings in the hour, 0 (stopped) to 1 "
+    "(null without a state sensor)",
 }
 KEY_COLUMNS = ("asset", "feature_time_ms")
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -118,6 +148,13 @@ def _rolling_slope(means: pd.Series, buckets: int, step_ms: int) -> pd.Series:
     return slope.where((r["one"] >= 3) & (var > 1e-12))
 
 
+def _per_load(value: pd.Series, load: pd.Series, minimum: float) -> pd.Series:
+    """`value` per unit of load where the load is above `minimum` (null elsewhere): load
+    changes move a machine's temperature, vibration and pressure along with it, a fault moves
+    them at the same load."""
+    return (value / load).where(load > minimum)
+
+
 def _since_maintenance(index: pd.Index, maintenance_ms: np.ndarray) -> pd.Series:
     """Hours from the latest repair or inspection at or before each grid time (null before)."""
     if len(maintenance_ms) == 0:
@@ -137,6 +174,43 @@ def _cycles_since(running: pd.Series, maintenance_ms: np.ndarray) -> pd.Series:
     starts = ((on == 1.0) & (on.shift(fill_value=1.0) == 0.0)).astype(float)
     epoch = np.searchsorted(np.sort(maintenance_ms), running.index.to_numpy(), side="right")
     return starts.groupby(epoch).cumsum()
+
+
+def _trends_and_regime(
+    out: pd.DataFrame,
+    grid: pd.DataFrame,
+    *,
+    vib: pd.Series,
+    temp: pd.Series,
+    per: Mapping[str, int],
+    step_ms: int,
+) -> None:
+    """Add the features that tell a fault from a change of operating regime (in place): trends
+    over two horizons (a fault drifts for hours to days, a load step is a jump the 6 h trend
+    forgets within 6 h), signals per unit of load, and the share of the hour the asset ran."""
+    pressure = _rolling_mean(grid, "pressure", 1)
+    out["vibration_rms_trend_6h"] = _rolling_slope(vib, per["6h"], step_ms)
+    out["temperature_trend_24h"] = _rolling_slope(temp, per["24h"], step_ms)
+    out["pressure_trend_6h"] = _rolling_slope(pressure, per["6h"], step_ms)
+    out["pressure_trend_24h"] = _rolling_slope(pressure, per["24h"], step_ms)
+    for band in ("band_50_200", "band_500_1000"):
+        means = _rolling_mean(grid, f"vibration_{band}", 1)
+        out[f"vibration_{band}_trend_24h"] = _rolling_slope(means, per["24h"], step_ms)
+    out["flow_mean_1h"] = _rolling_mean(grid, "flow", per["1h"])
+    current = out["current_mean_1h"]
+    rise = out["temperature_mean_1h"] - AMBIENT_DEGC
+    # Current is the load proxy of a first-order normalization: losses grow faster than the
+    # current (I^2 R), so a large load change still moves these; the model sees current too.
+    out["temperature_rise_per_amp_1h"] = _per_load(rise, current, MIN_LOAD_CURRENT_A)
+    out["vibration_rms_per_amp_1h"] = _per_load(
+        out["vibration_rms_mean_1h"], current, MIN_LOAD_CURRENT_A
+    )
+    out["pressure_per_flow_1h"] = _per_load(
+        out["pressure_mean_1h"], out["flow_mean_1h"], MIN_LOAD_FLOW_M3H
+    )
+    # Weighted by readings like every mean here: the edge sends a state on each change and
+    # at least every 5 minutes, so its readings are close to even in time.
+    out["running_share_1h"] = _rolling_mean(grid, "running", per["1h"])
 
 
 def asset_features(
@@ -175,6 +249,7 @@ def asset_features(
     for feature in EDGE_FEATURES_IN_GOLD:
         out[f"vibration_{feature}_mean_1h"] = _rolling_mean(grid, f"vibration_{feature}", per["1h"])
     out["temperature_vibration_corr_24h"] = temp.rolling(per["24h"], min_periods=12).corr(vib)
+    _trends_and_regime(out, grid, vib=vib, temp=temp, per=per, step_ms=step_ms)
     maintenance = np.asarray(maintenance_ms if maintenance_ms is not None else [], dtype=np.int64)
     out["hours_since_maintenance"] = _since_maintenance(grid.index, maintenance)
     out["cycles_since_maintenance"] = _cycles_since(_rolling_mean(grid, "running", 1), maintenance)
