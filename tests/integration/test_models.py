@@ -9,7 +9,8 @@ from rich.console import Console
 from plantlake.core.contracts import GOLD_TRAINING_SETS
 from plantlake.models.jobs.champions import CHAMPION
 from plantlake.models.jobs.promotion import promote, rollback
-from plantlake.models.jobs.train import CHALLENGER, fit_failure_model, train_models
+from plantlake.models.jobs.train import CHALLENGER, train_models
+from plantlake.models.logic.estimators import fit_failure_model
 from plantlake.models.pyfunc import FAILURE, RiskScoreModel
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 from tests.lake_contract import assert_tables_match_contract

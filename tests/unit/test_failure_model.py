@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from plantlake.core.contracts import FEATURE_COLUMNS
-from plantlake.models.jobs.train import fit_failure_model
+from plantlake.models.logic.estimators import fit_failure_model
 
 
 def test_a_feature_with_no_value_is_left_out_and_still_accepted_as_input():

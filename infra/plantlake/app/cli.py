@@ -25,7 +25,8 @@ pipeline_app = typer.Typer(
 app.add_typer(spark_app, name="spark")
 app.add_typer(pipeline_app, name="pipeline")
 models_app = typer.Typer(
-    no_args_is_help=True, help="Predictive maintenance: train, promote, roll back, score (MLflow)."
+    no_args_is_help=True,
+    help="Predictive maintenance: train, evaluate, promote, roll back, score (MLflow).",
 )
 app.add_typer(models_app, name="models")
 
@@ -537,6 +538,43 @@ def models_rollback(name: ModelName = None) -> None:
     settings = _settings()
     for n in [name] if name else [settings.models.failure_model, settings.models.anomaly_model]:
         rollback(settings, n, console=console)
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    seeds: Annotated[
+        str, typer.Option(help="Plant seeds, comma-separated (at least three).")
+    ] = "7,8,9",
+    days: Annotated[float, typer.Option(min=10, help="History of each plant, in days.")] = 60,
+    step_minutes: Annotated[
+        int, typer.Option(min=1, help="One historian reading this often.")
+    ] = 10,
+    budget: Annotated[
+        float | None, typer.Option(help="Alert budget of the tables (default: the settings').")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the PNG and CSVs (default: $PLANTLAKE_HOME/evaluation)."),
+    ] = None,
+) -> None:
+    """Every method at the same alert budgets on simulated plants: recall, lead time, per mode,
+    with bootstrap intervals over failures; budget curves to a PNG. Needs no service."""
+    from plantlake.app.evaluate import evaluate_plants
+
+    try:
+        chosen = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as exc:
+        raise PlantlakeError(
+            f"--seeds {seeds!r} is not a comma-separated list of integers."
+        ) from exc
+    if len(set(chosen)) < 3:
+        raise PlantlakeError(
+            f"--seeds {seeds!r}: give at least three different seeds; one plant's failures are too "
+            "few to tell methods apart."
+        )
+    settings = _settings()
+    evaluate_plants(settings, console, seeds=chosen, days=days, step_ms=step_minutes * 60_000,
+                    out_dir=out or settings.home / "evaluation", budget=budget)  # fmt: skip
 
 
 def _utc_ms(text: str) -> int:

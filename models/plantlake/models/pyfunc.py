@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from plantlake.models.logic.estimators import ANOMALY, FAILURE, risk_scores
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
-FAILURE, ANOMALY = "failure", "anomaly"
+__all__ = ["ANOMALY", "FAILURE", "RiskScoreModel"]
 
 
 class RiskScoreModel(PythonModel):
@@ -33,13 +34,7 @@ class RiskScoreModel(PythonModel):
         self.features = tuple(features)
 
     def scores(self, rows: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.features if c not in rows.columns]
-        if missing:
-            raise ValueError(f"feature rows lack {missing}")
-        x = rows[list(self.features)].astype("float64")
-        if self.kind == FAILURE:
-            return self.estimator.predict_proba(x)[:, 1].astype("float64")
-        return (-self.estimator.score_samples(x)).astype("float64")
+        return risk_scores(self.estimator, self.kind, rows, self.features)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.scores(model_input)

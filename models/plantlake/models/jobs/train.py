@@ -21,10 +21,6 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import make_pipeline
 
 from plantlake.adapters.delta import delta_version, read_delta, require_table
 from plantlake.adapters.mlflow_tracking import use_tracking_server
@@ -32,6 +28,7 @@ from plantlake.core.clock import iso_ms
 from plantlake.core.config import ModelSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES, GOLD_TRAINING_SETS, SILVER_MAINTENANCE_EVENTS
 from plantlake.core.errors import SourceError
+from plantlake.models.logic.estimators import fit_anomaly_model, fit_failure_model
 from plantlake.models.logic.evaluation import (
     AlertQuality,
     alert_quality,
@@ -132,36 +129,6 @@ def labelled_rows(
         validation_fraction=models.validation_fraction,
         gap_ms=int(models.split_gap_hours * 3_600_000),
     )  # fmt: skip
-
-
-def fit_failure_model(train: pd.DataFrame, *, seed: int = 7):
-    """Gradient-boosted trees over FEATURE_COLUMNS (missing values are a branch of their own).
-
-    A feature with no value in the whole training set (a plant without a DAQ has no band
-    energies) is left out of the trees, as histogram binning cannot bin an empty column; the
-    model still takes every feature column as input.
-    """
-    x = train[list(FEATURE_COLUMNS)]
-    observed = [c for c in FEATURE_COLUMNS if x[c].notna().any()]
-    model = make_pipeline(
-        ColumnTransformer([("observed", "passthrough", observed)]),
-        HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, class_weight="balanced",
-            random_state=seed,
-        ),
-    )  # fmt: skip
-    return model.fit(x, train["label"])
-
-
-def fit_anomaly_model(train: pd.DataFrame, *, seed: int = 7):
-    """Isolation Forest on healthy rows only: what it has not seen healthy is anomalous."""
-    healthy = train[train["label"] == 0][list(FEATURE_COLUMNS)]
-    # Features an asset class never has (a press has no vibration) are constant after imputing.
-    model = make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
-        IsolationForest(n_estimators=200, random_state=seed),
-    )
-    return model.fit(healthy)
 
 
 def _check_enough(rows: pd.DataFrame, events: pd.DataFrame) -> None:

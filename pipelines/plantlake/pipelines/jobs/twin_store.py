@@ -15,9 +15,9 @@ from plantlake.core.contracts import TWIN_STATE_COLUMNS
 from plantlake.core.errors import SinkError, SourceError
 from plantlake.pipelines.transforms.reading_checks import (
     Reference,
-    RegistryRow,
     SensorChecks,
-    UnitRow,
+    build_reference,
+    epoch_ms,
 )
 from plantlake.pipelines.transforms.twin_fold import TwinRow
 
@@ -65,29 +65,7 @@ def read_reference(units_path: str, registry_path: str, options: Mapping[str, st
                 hint="Run `plantlake reference load` first: the hot path reads it.",
             )
         tables[name] = table.to_pyarrow_table().to_pylist()
-    units = {
-        (row["unit"] or ""): UnitRow(row["quantity"], row["canonical_unit"] or "",
-                                     float(row["scale"]), float(row["offset"]))
-        for row in tables["reference.units"]
-    }  # fmt: skip
-    registry: dict[tuple[str, str], list[RegistryRow]] = {}
-    for row in tables["reference.asset_registry"]:
-        to = row["valid_to"]
-        registry.setdefault((row["asset"], row["sensor"]), []).append(
-            RegistryRow(
-                asset_class=row["asset_class"],
-                quantity=row["quantity"],
-                valid_from_ms=_ms(row["valid_from"]),
-                valid_to_ms=None if to is None else _ms(to),
-            )
-        )
-    return Reference(units=units, registry=registry)
-
-
-def _ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:  # Spark writes timestamps as UTC instants without a zone
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
+    return build_reference(tables["reference.units"], tables["reference.asset_registry"])
 
 
 def _time(ms: int) -> dt.datetime:
@@ -105,7 +83,7 @@ def read_twin(
     rows, checks = [], {}
     for record in table.to_pyarrow_table(filters=filters).to_pylist():
         for column, ms in _TIMES.items():
-            record[ms] = _ms(record.pop(column))
+            record[ms] = epoch_ms(record.pop(column))
         state = record.pop("rule_state")
         row = TwinRow(**record)
         rows.append(row)

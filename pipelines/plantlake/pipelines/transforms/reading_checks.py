@@ -15,8 +15,9 @@ value to the canonical unit, or gives the unit error silver quarantines it for.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from plantlake.pipelines.transforms.expectations import BLOCKING_ACTIONS, UNIT_RULE, Rule
@@ -27,7 +28,7 @@ from plantlake.pipelines.transforms.rules.base import (
     SensorChecks,
 )
 
-__all__ = ["Prepared", "ReadingChecker", "Reference", "SensorChecks", "prepare"]
+__all__ = ["Prepared", "ReadingChecker", "Reference", "SensorChecks", "build_reference", "prepare"]
 
 # Quantities of edge window features with no unit (as pipelines.unit_conversion.UNITLESS_FEATURES).
 UNITLESS = frozenset(("ratio", "energy"))
@@ -68,6 +69,36 @@ class Reference:
             ):
                 return row
         return None
+
+
+def build_reference(unit_rows: Iterable[Mapping], registry_rows: Iterable[Mapping]) -> Reference:
+    """The lookups from reference.units rows (unit, quantity, canonical_unit, scale, offset) and
+    reference.asset_registry rows (asset, sensor, asset_class, quantity, valid_from, valid_to as
+    datetimes; a naive one is UTC, as Spark writes it)."""
+    units = {
+        (row["unit"] or ""): UnitRow(row["quantity"], row["canonical_unit"] or "",
+                                     float(row["scale"]), float(row["offset"]))
+        for row in unit_rows
+    }  # fmt: skip
+    registry: dict[tuple[str, str], list[RegistryRow]] = {}
+    for row in registry_rows:
+        to = row["valid_to"]
+        registry.setdefault((row["asset"], row["sensor"]), []).append(
+            RegistryRow(
+                asset_class=row["asset_class"],
+                quantity=row["quantity"],
+                valid_from_ms=epoch_ms(row["valid_from"]),
+                valid_to_ms=None if to is None else epoch_ms(to),
+            )
+        )
+    return Reference(units=units, registry=registry)
+
+
+def epoch_ms(value: dt.datetime) -> int:
+    """Epoch milliseconds of a timestamp; a naive one is UTC (Spark writes them so)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
 
 
 def _number(value: float | None) -> float | None:
