@@ -102,7 +102,7 @@ def test_train_promote_reject_and_roll_back(spark, ml_models):
 
     client.set_registered_model_alias(name, CHALLENGER, weak)
     third = promote(spark, settings, name, console=console)
-    assert not third.promoted and "does not beat" in third.reason
+    assert not third.promoted and "below the champion" in third.reason
     assert client.get_model_version_by_alias(name, CHAMPION).version == good.version
     assert client.get_model_version(name, weak).tags["promotion.decision"] == "rejected"
 

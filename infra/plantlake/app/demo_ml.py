@@ -46,6 +46,7 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
     from plantlake.adapters.batch_errors import await_query
     from plantlake.adapters.delta import read_delta, table_exists
     from plantlake.core.contracts import GOLD_FEATURES, GOLD_WORK_ORDERS, SILVER_MAINTENANCE_EVENTS
+    from plantlake.models.jobs.evaluation_report import method_table
     from plantlake.models.jobs.promotion import promote
     from plantlake.models.jobs.scoring import run_batch_scoring
     from plantlake.models.jobs.train import train_models
@@ -89,14 +90,10 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
     finally:
         delete_prefixed_topics(ml)
 
-    quality = Table(title="quality on the latest holdout (simulated ground truth)")
-    for name in ("model", "recall", "precision", "mean lead time", "false alarms / asset-day"):
-        quality.add_column(name)
-    entries = [(f"{m.name} v{m.version}", m.holdout) for m in report.models]
-    for label, q in [*entries, ("static-threshold baseline", report.baseline)]:
-        quality.add_row(label, f"{q.recall:.2f} ({q.caught}/{q.failures})", f"{q.precision:.2f}",
-                        f"{q.mean_lead_time_h:.1f} h", f"{q.false_alarms_per_asset_day:.2f}")  # fmt: skip
-    console.print(quality)
+    console.print(method_table(report.comparison, title=(
+        f"the holdout (simulated ground truth): every method at the same "
+        f"{ml.models.alert_budget:.0%} alert budget, with 95% intervals over its failures")))  # fmt: skip
+    console.print("  across several plants and budgets: `plantlake models evaluate`")
     orders_path = GOLD_WORK_ORDERS.path(ml.lake)
     if table_exists(spark, orders_path):
         orders = read_delta(spark, orders_path)

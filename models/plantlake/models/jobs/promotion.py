@@ -1,8 +1,9 @@
 """`plantlake models promote|rollback`: move the `champion` alias only on evidence (models).
 
 A challenger becomes champion when, on the latest time-split holdout (rebuilt now from the
-current gold.features and silver.maintenance_events), it beats the champion on recall at the
-alert budget (ties go to the longer mean lead time), its signature is exactly the feature table's
+current gold.features and silver.maintenance_events), both thresholded at the alert budget, the
+lower bound of its recall's bootstrap interval (over the holdout's failures) is not below the
+champion's (equal bounds go to the longer median lead time: `promotion_verdict`), its signature is exactly the feature table's
 columns as doubles, and a smoke score through `mlflow.pyfunc.spark_udf` over real feature rows
 returns finite numbers. The decision and its evidence are written to the challenger's version
 tags whatever the outcome; the champions before it are kept in the registered model's tag
@@ -39,7 +40,12 @@ from plantlake.models.jobs.train import (
     read_inputs,
     scores_of,
 )
-from plantlake.models.logic.evaluation import AlertQuality, alert_quality, budget_threshold
+from plantlake.models.logic.budget_evaluation import (
+    MethodResult,
+    outcomes_at_budget,
+    promotion_verdict,
+    summarize,
+)
 from plantlake.models.logic.training_set import VALIDATION
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
@@ -57,8 +63,8 @@ class Decision:
     champion: str | None
     promoted: bool
     reason: str
-    challenger_holdout: AlertQuality
-    champion_holdout: AlertQuality | None
+    challenger_holdout: MethodResult
+    champion_holdout: MethodResult | None
     holdout_from_ms: int
     holdout_to_ms: int
 
@@ -120,24 +126,14 @@ def _holdout(spark: SparkSession, settings: Settings) -> tuple[pd.DataFrame, pd.
     return holdout, inputs.events[inputs.events["event"] == "failure"]
 
 
-def _judge(model_uri: str, holdout: pd.DataFrame, failures: pd.DataFrame, settings) -> AlertQuality:
-    scores = scores_of(model_uri, holdout)
-    threshold = budget_threshold(scores, settings.models.alert_budget)
-    return alert_quality(
-        holdout.assign(score=scores), failures, threshold=threshold,
+def _judge(model_uri: str, holdout: pd.DataFrame, failures: pd.DataFrame, settings) -> MethodResult:
+    """The model at the alert budget on the holdout. The bootstrap's fixed random state draws
+    the same resamples of the same failures for champion and challenger: a paired comparison."""
+    return summarize(outcomes_at_budget(
+        holdout, failures, method=model_uri, scores=scores_of(model_uri, holdout),
+        budget=settings.models.alert_budget,
         horizon_ms=int(settings.models.horizon_hours * 3_600_000),
-    )  # fmt: skip
-
-
-def _better(challenger: AlertQuality, champion: AlertQuality) -> bool:
-    c, k = challenger.recall, champion.recall
-    if math.isnan(c):
-        return False
-    if math.isnan(k) or c > k:
-        return True
-    lead_c = -1.0 if math.isnan(challenger.mean_lead_time_h) else challenger.mean_lead_time_h
-    lead_k = -1.0 if math.isnan(champion.mean_lead_time_h) else champion.mean_lead_time_h
-    return c == k and lead_c > lead_k
+    ))  # fmt: skip
 
 
 def promote(spark: SparkSession, settings: Settings, name: str, *, console: Console) -> Decision:
@@ -158,15 +154,12 @@ def promote(spark: SparkSession, settings: Settings, name: str, *, console: Cons
     problems = signature_problems(uri)
     if problems:
         promoted, reason = False, "signature does not match gold.features: " + "; ".join(problems)
-    elif theirs is not None and not _better(ours, theirs):
-        promoted = False
-        reason = (f"recall {ours.recall:.3f} does not beat the champion's {theirs.recall:.3f} "
-                  f"(lead time {ours.mean_lead_time_h:.1f} h vs {theirs.mean_lead_time_h:.1f} h)")  # fmt: skip
+    elif not (verdict := promotion_verdict(ours, theirs)).promoted:
+        promoted, reason = False, verdict.reason
     else:
         smoke = smoke_score(spark, settings, uri)
         promoted = True
-        reason = (f"recall {ours.recall:.3f} vs " + (f"{theirs.recall:.3f}" if theirs else "no champion")
-                  + f"; signature matches; spark_udf smoke scored {smoke} rows")  # fmt: skip
+        reason = f"{verdict.reason}; signature matches; spark_udf smoke scored {smoke} rows"
     decision = Decision(
         model=name, challenger=challenger, champion=champion, promoted=promoted, reason=reason,
         challenger_holdout=ours, champion_holdout=theirs,
@@ -194,10 +187,13 @@ def _record(client, decision: Decision) -> None:
         PROMOTED_TAG: PROMOTED if decision.promoted else "rejected",
         "promotion.reason": decision.reason[:4000],
         "promotion.decided_at": when,
-        "promotion.metric": "recall_at_alert_budget",
+        "promotion.metric": "recall_lower_bound_at_alert_budget",
         "promotion.challenger_recall": repr(decision.challenger_holdout.recall),
+        "promotion.challenger_recall_lower_bound": repr(decision.challenger_holdout.recall_ci[0]),
         "promotion.champion_version": decision.champion or "",
         "promotion.champion_recall": repr(decision.champion_holdout.recall)
+        if decision.champion_holdout else "",
+        "promotion.champion_recall_lower_bound": repr(decision.champion_holdout.recall_ci[0])
         if decision.champion_holdout else "",
         "promotion.evidence": json.dumps(evidence, default=str)[:4900],
     }  # fmt: skip

@@ -3,8 +3,8 @@
 Reads gold.features and silver.maintenance_events as of a cutoff, builds the training set
 (models.training_set), keeps it in gold.training_sets under this training's id, trains the
 failure predictor (gradient-boosted trees) and the anomaly detector (Isolation Forest, fitted on
-healthy rows), measures both and the static-threshold baseline on the time-split holdout, and
-logs each to MLflow with its parameters, metrics, signature, input example, the training set as
+healthy rows), measures both and the baselines (static limits, rolling z-score, ISO 10816
+zones) on the time-split holdout, every method thresholded at the same alert budget, and logs each to MLflow with its parameters, metrics, signature, input example, the training set as
 its dataset, and lineage (the Delta version of every input table, the cutoff). Both models are
 registered and their new versions get the alias `challenger`; `plantlake models promote` decides
 whether a challenger becomes `champion`.
@@ -28,14 +28,11 @@ from plantlake.core.clock import iso_ms
 from plantlake.core.config import ModelSettings, Settings
 from plantlake.core.contracts import GOLD_FEATURES, GOLD_TRAINING_SETS, SILVER_MAINTENANCE_EVENTS
 from plantlake.core.errors import SourceError
+from plantlake.models.jobs.evaluation_report import method_table
+from plantlake.models.logic.budget_evaluation import MethodResult, outcomes_at_budget, summarize
 from plantlake.models.logic.estimators import fit_anomaly_model, fit_failure_model
-from plantlake.models.logic.evaluation import (
-    AlertQuality,
-    alert_quality,
-    baseline_limits,
-    baseline_scores,
-    budget_threshold,
-)
+from plantlake.models.logic.evaluation import AlertQuality, alert_quality, budget_threshold
+from plantlake.models.logic.methods import STATIC_LIMITS, baseline_method_scores
 from plantlake.models.logic.training_set import (
     EVENT,
     INGEST,
@@ -66,6 +63,7 @@ class TrainedModel:
     version: str
     run_id: str
     holdout: AlertQuality
+    scores: np.ndarray  # of the holdout rows, for the side-by-side comparison
 
 
 @dataclass
@@ -74,8 +72,10 @@ class TrainingReport:
     cutoff_ms: int
     rows: dict[str, int]
     positives: dict[str, int]
-    baseline: AlertQuality
+    baseline: AlertQuality  # the static limits, thresholded at the alert budget like the models
     models: list[TrainedModel] = field(default_factory=list)
+    # Every model and baseline at the alert budget, with bootstrap intervals over failures.
+    comparison: list[MethodResult] = field(default_factory=list)
 
 
 def policy_for(models: ModelSettings, *, as_of: str = EVENT) -> LabelPolicy:
@@ -177,13 +177,15 @@ def train_models(
     )
     set_version = _keep_training_set(spark, settings, rows, set_id=set_id, cutoff_ms=cutoff)
 
-    limits = baseline_limits(train)
-    base = baseline_scores(holdout, limits)
+    holdout = holdout.reset_index(drop=True)
+    baselines = baseline_method_scores(train, holdout)
+    base = baselines[STATIC_LIMITS]
     report = TrainingReport(
         training_set_id=set_id, cutoff_ms=cutoff,
         rows={TRAIN: len(train), VALIDATION: len(holdout)},
         positives={TRAIN: int(train["label"].sum()), VALIDATION: int(holdout["label"].sum())},
-        baseline=alert_quality(holdout.assign(score=base), failures, threshold=1.0,
+        baseline=alert_quality(holdout.assign(score=base), failures,
+                               threshold=budget_threshold(base, models.alert_budget),
                                horizon_ms=policy.horizon_ms),
     )  # fmt: skip
     use_tracking_server(settings)
@@ -212,11 +214,16 @@ def train_models(
             f"lead time {trained.holdout.mean_lead_time_h:.1f} h, false alarms "
             f"{trained.holdout.false_alarms_per_asset_day:.2f}/asset-day (run {trained.run_id})"
         )
-    b = report.baseline
-    console.print(
-        f"static-threshold baseline: recall {b.recall:.2f}, precision {b.precision:.2f}, "
-        f"lead time {b.mean_lead_time_h:.1f} h, false alarms {b.false_alarms_per_asset_day:.2f}/asset-day"
-    )
+    scores = {f"{m.name} v{m.version}": m.scores for m in report.models} | baselines
+    report.comparison = [
+        summarize(outcomes_at_budget(holdout, failures, method=method, scores=values,
+                                     budget=models.alert_budget, horizon_ms=policy.horizon_ms))
+        for method, values in scores.items()
+    ]  # fmt: skip
+    console.print(method_table(report.comparison, title=(
+        f"the holdout at a {models.alert_budget:.0%} alert budget, every method thresholded alike "
+        f"({iso_ms(int(holdout['label_time_ms'].min()))} to "
+        f"{iso_ms(int(holdout['label_time_ms'].max()))})")))  # fmt: skip
     return report
 
 
@@ -282,7 +289,7 @@ def _train_one(spark, settings, *, kind, name, estimator, train, holdout, failur
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHALLENGER, version)
     return TrainedModel(name=name, kind=kind, version=version, run_id=run.info.run_id,
-                        holdout=quality)  # fmt: skip
+                        holdout=quality, scores=wrapped.scores(holdout))  # fmt: skip
 
 
 def _keep_training_set(spark, settings, rows: pd.DataFrame, *, set_id: str, cutoff_ms: int) -> int:
