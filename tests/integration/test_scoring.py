@@ -162,7 +162,7 @@ def test_champion_scores_batch_and_stream_into_predictions_work_orders_and_alarm
         orders = spark.read.format("delta").load(GOLD_WORK_ORDERS.path(lake)).toPandas()
         assert len(orders) == 1
         order = orders.iloc[0]
-        assert (order["asset"], order["failure_mode"]) == (PUMP, "bearing_wear")
+        assert (order["asset"], order["failure_mode"]) == (PUMP, "failure")
         assert order["status"] == "open"
         assert order["opened_feature_time_ms"] == T0 + 8 * STEP and order["alert_count"] == 4
         assert pd.notna(order["alerted_at"])
@@ -352,7 +352,7 @@ def test_an_alarm_sent_just_before_a_crash_is_not_sent_again(isolated_kafka, spa
 
     settings = isolated_kafka
     order = WorkOrder(
-        work_order_id="wo-crash-1", asset=PUMP, asset_class="pump", failure_mode="bearing_wear",
+        work_order_id="wo-crash-1", asset=PUMP, asset_class="pump", failure_mode="failure",
         status=OPEN, opened_feature_time_ms=T0, opened_score=0.9, latest_feature_time_ms=T0,
         latest_score=0.9, alert_count=1, model_name="m", model_version="1", model_kind="failure",
         threshold=THRESHOLD, horizon_hours=24.0, evidence="{}",

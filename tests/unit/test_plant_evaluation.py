@@ -41,10 +41,11 @@ def test_the_history_is_what_silver_keeps_and_gold_computes():
 
 def test_every_method_is_judged_at_the_same_budgets_over_the_seeds(tmp_path):
     settings = load_settings(None)
-    evaluation = evaluate_plants(
-        settings, Console(file=open(tmp_path / "out.txt", "w"), width=200), seeds=[3, 4, 5],
-        days=14, step_ms=10 * 60_000, out_dir=tmp_path,
-    )  # fmt: skip
+    with (tmp_path / "out.txt").open("w") as out:
+        evaluation = evaluate_plants(
+            settings, Console(file=out, width=200), seeds=[3, 4, 5], days=14,
+            step_ms=10 * 60_000, out_dir=tmp_path,
+        )  # fmt: skip
     curve = pd.read_csv(evaluation.curve_csv)
     methods = set(curve["method"])
     assert {FAILURE_PREDICTOR, *BASELINES} <= methods

@@ -41,19 +41,26 @@ def plan(alerts, orders=(), maintenance=(), now_ms=99 * H):
     return plan_work_orders(alerts, list(orders), maintenance, now_ms=now_ms)
 
 
-def test_failure_mode_follows_the_cmms_log_and_anomaly_models_have_their_own():
-    assert failure_mode("pump", "failure") == "bearing_wear"
-    assert failure_mode("motor", "failure") == "bearing_wear"
-    assert failure_mode("press", "failure") == "seal_leak"
+def test_a_failure_model_predicts_a_failure_not_its_mode_and_anomaly_models_have_their_own():
+    assert failure_mode("pump", "failure") == failure_mode("press", "failure") == "failure"
     assert failure_mode("press", "anomaly") == ANOMALY_MODE
+
+
+def test_the_evidence_shows_the_signature_of_every_mode_the_class_has():
+    order = plan([alert(t=10 * H, score=0.9)]).orders[0]
+    evidence = json.loads(order.evidence)
+    assert set(evidence["signatures"]) == {"bearing_wear", "imbalance", "cavitation", "seal_leak",
+                                           "winding"}  # fmt: skip
+    assert evidence["signatures"]["bearing_wear"]["vibration_rms_mean_1h"] == 7.5
+    assert "pressure_per_flow_1h" in evidence["signatures"]["cavitation"]
 
 
 def test_several_alerting_feature_times_open_one_order_with_the_latest_evidence():
     p = plan([alert(t=12 * H, score=0.7), alert(t=10 * H, score=0.6), alert(t=11 * H, score=0.95)])
     assert len(p.orders) == 1 and len(p.opened) == 1
     order = p.orders[0]
-    assert order.status == OPEN and order.failure_mode == "bearing_wear"
-    assert order.work_order_id == work_order_id(PUMP, "bearing_wear", 10 * H)
+    assert order.status == OPEN and order.failure_mode == "failure"
+    assert order.work_order_id == work_order_id(PUMP, "failure", 10 * H)
     assert order.opened_feature_time_ms == 10 * H and order.opened_score == 0.6
     assert order.latest_feature_time_ms == 12 * H and order.alert_count == 3
     evidence = json.loads(order.evidence)
@@ -79,7 +86,7 @@ def test_a_new_alert_for_an_open_order_updates_it_and_never_opens_a_second():
 def test_modes_and_assets_are_separate_orders():
     p = plan([alert(), alert(kind="anomaly"), alert(PRESS, cls="press")])
     modes = sorted((o.asset, o.failure_mode) for o in p.orders)
-    assert modes == [(PUMP, "anomaly"), (PUMP, "bearing_wear"), (PRESS, "seal_leak")]
+    assert modes == [(PUMP, "anomaly"), (PUMP, "failure"), (PRESS, "failure")]
     press = next(o for o in p.orders if o.asset == PRESS)
     assert "pressure_mean_1h" in json.loads(press.evidence)["features"]
     assert json.loads(press.evidence)["features"]["pressure_mean_1h"] is None  # NaN -> null
@@ -166,8 +173,8 @@ def test_the_alarm_carries_the_work_order_id_and_the_evidence():
 
 
 def test_work_order_ids_are_deterministic_and_distinct():
-    first = work_order_id(PUMP, "bearing_wear", 10 * H)
-    assert first == work_order_id(PUMP, "bearing_wear", 10 * H)
+    first = work_order_id(PUMP, "failure", 10 * H)
+    assert first == work_order_id(PUMP, "failure", 10 * H)
     keys = [(PUMP, "bearing_wear", 10), (PUMP, "anomaly", 10), (PRESS, "bearing_wear", 10),
             (PUMP, "bearing_wear", 11)]  # fmt: skip
     ids = {work_order_id(asset, mode, hours * H) for asset, mode, hours in keys}

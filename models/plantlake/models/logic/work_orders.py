@@ -2,9 +2,10 @@
 
 The rules of gold.work_orders, in plain Python so they are tested without Spark:
 
-- an alert of a failure model means the failure mode of the asset's class (pumps and motors wear
-  their bearings, presses leak at the seal, as in the plant's CMMS log); an anomaly model's alert
-  means `anomaly`;
+- an alert of a failure model means `failure`: the model predicts a failure within its horizon,
+  not which mode (a pump may wear a bearing, cavitate or leak at the seal), so its evidence lists
+  the signature features of every mode the asset's class has, for the planner to read; an
+  anomaly model's alert means `anomaly`;
 - at most one order is open per (asset, failure mode): a further alert updates the open order's
   latest evidence and never opens a second;
 - an open order closes when silver.maintenance_events records a repair or inspection of the asset
@@ -29,26 +30,32 @@ from plantlake.pipelines.transforms.features import FEATURE_COLUMNS, MAINTENANCE
 
 OPEN, CLOSED = "open", "closed"
 ANOMALY_MODE = "anomaly"
-# As the simulator's CMMS export names them (ingest/plantlake/simulator/plant.py maintenance_log).
-FAILURE_MODES: Mapping[str, str] = {"pump": "bearing_wear", "motor": "bearing_wear",
-                                    "press": "seal_leak"}  # fmt: skip
-# A failure model's alert on an asset of a class not listed above.
-UNKNOWN_MODE = "failure"
+# The failure modes each asset class has (as the plant's CMMS export names them), and the
+# features that show each one: what a planner reads first to tell which it is.
+CLASS_MODES: Mapping[str, tuple[str, ...]] = {
+    "pump": ("bearing_wear", "imbalance", "cavitation", "seal_leak", "winding"),
+    "motor": ("bearing_wear", "imbalance", "winding"),
+    "press": ("seal_leak", "winding"),
+}
+SIGNATURE_FEATURES: Mapping[str, tuple[str, ...]] = {
+    "bearing_wear": ("vibration_band_50_200_mean_1h", "vibration_band_50_200_trend_24h",
+                     "vibration_rms_mean_1h", "vibration_rms_max_1h", "temperature_mean_1h",
+                     "temperature_trend_24h"),
+    "imbalance": ("vibration_band_0_50_mean_1h", "vibration_rms_mean_1h", "vibration_rms_per_amp_1h",
+                  "vibration_rms_trend_6h"),
+    "cavitation": ("vibration_band_500_1000_mean_1h", "vibration_band_500_1000_trend_24h",
+                   "pressure_mean_1h", "pressure_per_flow_1h", "current_std_1h"),
+    "seal_leak": ("pressure_mean_1h", "pressure_trend_6h", "pressure_trend_24h",
+                  "pressure_per_flow_1h", "cycles_since_maintenance"),
+    "winding": ("current_mean_1h", "current_std_1h", "temperature_rise_per_amp_1h",
+                "temperature_trend_24h"),
+}  # fmt: skip
+# What a failure model's alert stands for: a failure within the horizon, of any mode.
+FAILURE_MODE = "failure"
 
 TREND_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c.endswith("_24h"))
-# The feature values a planner reads first for each failure mode.
-EVIDENCE_FEATURES: Mapping[str, tuple[str, ...]] = {
-    "bearing_wear": (
-        "vibration_rms_mean_15m", "vibration_rms_mean_1h", "vibration_rms_max_1h",
-        "temperature_mean_15m", "temperature_mean_1h", "temperature_rate_1h",
-        "hours_since_maintenance",
-    ),
-    "seal_leak": (
-        "pressure_mean_1h", "current_mean_1h", "current_std_1h", "temperature_mean_1h",
-        "temperature_rate_1h", "cycles_since_maintenance", "hours_since_maintenance",
-    ),
-    ANOMALY_MODE: tuple(c for c in FEATURE_COLUMNS if c not in TREND_FEATURES),
-}  # fmt: skip
+ANOMALY_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in TREND_FEATURES)
+
 
 # gold.work_orders as the pure logic sees it (times in epoch ms); the Spark adapter adds
 # timestamp columns for people.
@@ -153,10 +160,15 @@ class Plan:
 
 
 def failure_mode(asset_class: str | None, model_kind: str) -> str:
-    """The failure mode an alert stands for: `anomaly` for anomaly models, else by asset class."""
-    if model_kind == "anomaly":
-        return ANOMALY_MODE
-    return FAILURE_MODES.get(asset_class or "", UNKNOWN_MODE)
+    """What an alert stands for: `anomaly` for anomaly models, else `failure` (of any mode)."""
+    return ANOMALY_MODE if model_kind == "anomaly" else FAILURE_MODE
+
+
+def signatures(asset_class: str | None) -> dict[str, tuple[str, ...]]:
+    """The signature features of each failure mode of the class (every mode, for an unknown
+    class)."""
+    modes = CLASS_MODES.get(asset_class or "", tuple(SIGNATURE_FEATURES))
+    return {mode: SIGNATURE_FEATURES[mode] for mode in modes}
 
 
 def work_order_id(asset: str, mode: str, opened_feature_time_ms: int) -> str:
@@ -173,10 +185,14 @@ def _number(value) -> float | None:
 
 
 def evidence(alert: Alert) -> str:
-    """The evidence JSON of an alert: the mode's key feature values, the 24h trends, the model,
-    its score and threshold, the horizon and the feature time."""
+    """The evidence JSON of an alert: the model, its score and threshold, the horizon and the
+    feature time; the 24 h trends; for a failure model the signature features of each failure
+    mode of the asset's class (`signatures`, and all of them in `features`), for an anomaly model
+    every other feature."""
     mode = alert.failure_mode
-    keys = EVIDENCE_FEATURES.get(mode, EVIDENCE_FEATURES["bearing_wear"])
+    by_mode = {} if mode == ANOMALY_MODE else signatures(alert.asset_class)
+    keys = ANOMALY_FEATURES if mode == ANOMALY_MODE else tuple(
+        dict.fromkeys(k for features in by_mode.values() for k in features))  # fmt: skip
     body = {
         "model_name": alert.model_name,
         "model_version": alert.model_version,
@@ -189,7 +205,9 @@ def evidence(alert: Alert) -> str:
         "feature_time_ms": int(alert.feature_time_ms),
         "features": {k: _number(alert.features.get(k)) for k in keys},
         "trends_24h": {k: _number(alert.features.get(k)) for k in TREND_FEATURES},
-    }
+        "signatures": {m: {k: _number(alert.features.get(k)) for k in features}
+                       for m, features in by_mode.items()},
+    }  # fmt: skip
     return json.dumps(body, sort_keys=True)
 
 
