@@ -225,3 +225,20 @@ def test_budget_curves_plot_to_a_png(tmp_path):
     curve = budget_curve(summaries(budget_sweep(rows, failures, scores=scores, horizon_ms=H)))
     path = plot_budget_curves(curve, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paired_lead_times_compare_the_failures_both_caught():
+    from plantlake.models.logic.budget_evaluation import Outcomes, paired_lead_times
+
+    def outcomes(caught, leads):
+        failures = pd.DataFrame({
+            "asset": ["a", "b", "c"], "failure_time_ms": [1, 2, 3], "failure_mode": "m",
+            "caught": caught, "lead_h": leads, "seed": 7,
+        })  # fmt: skip
+        return Outcomes("x", 0.05, (0.5,), failures, 3, 3, 1.0, (7,))
+
+    # Ours caught a quick failure too (1 h): its median is shorter, yet it warns earlier on
+    # both failures the two caught.
+    ours = outcomes([True, True, True], [20.0, 18.0, 1.0])
+    theirs = outcomes([True, True, False], [15.0, 12.0, float("nan")])
+    assert paired_lead_times(ours, theirs) == (2, 19.0, 13.5)

@@ -65,5 +65,7 @@ def test_every_method_is_judged_at_the_same_budgets_over_the_seeds(tmp_path):
     assert not pd.read_csv(evaluation.modes_csv).empty
     printed = (tmp_path / "out.txt").read_text()
     assert (
-        "recall per failure mode" in printed and "failure predictor vs rolling z-score" in printed
+        "recall per failure mode" in printed
+        and "failure predictor vs rolling z-score" in printed
+        and "both caught" in printed
     )

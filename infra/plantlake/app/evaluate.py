@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from plantlake.models.logic.budget_evaluation import (
     budget_curve,
     budget_sweep,
     mode_table,
+    paired_lead_times,
+    pool,
     summaries,
 )
 from plantlake.models.logic.methods import BASELINES, FAILURE_PREDICTOR, method_scores
@@ -117,13 +119,15 @@ def evaluate_plants(
     )
     curve.to_csv(paths[1], index=False)
     mode_table(results).to_csv(paths[2], index=False)
-    console.print(verdict(at_budget))
+    pooled = {o.method: o for o in pool(outcomes) if math.isclose(o.budget, budget)}
+    console.print(verdict(at_budget, pooled))
     console.print(f"budget curves: {paths[0]}; tables: {paths[1]}, {paths[2]}")
     return Evaluation(results, budget, *paths)
 
 
-def verdict(results: Sequence[MethodResult]) -> str:
-    """Whether the failure predictor beats every baseline on recall and on median lead time."""
+def verdict(results: Sequence[MethodResult], pooled: Mapping[str, Outcomes]) -> str:
+    """Whether the failure predictor beats each baseline on recall and on median lead time,
+    over the failures each caught and over the failures both caught."""
     by_name = {r.method: r for r in results}
     ours = by_name.get(FAILURE_PREDICTOR)
     if ours is None:
@@ -133,12 +137,18 @@ def verdict(results: Sequence[MethodResult]) -> str:
         base = by_name.get(name)
         if base is None:
             continue
-        recall = "beats" if ours.recall_ci[0] > base.recall_ci[1] else (
-            "is above" if ours.recall > base.recall else "does not beat")  # fmt: skip
+        if ours.recall_ci[0] > base.recall_ci[1]:
+            recall = "higher, intervals apart"
+        elif ours.recall > base.recall:
+            recall = "higher, intervals overlap"
+        else:
+            recall = "not higher"
         lead = "longer" if ours.median_lead_time_h > base.median_lead_time_h else "not longer"
+        n, mine, theirs = paired_lead_times(pooled[FAILURE_PREDICTOR], pooled[name])
         lines.append(
             f"failure predictor vs {name}: recall {ours.recall:.2f} vs {base.recall:.2f} "
-            f"({recall}{' (intervals apart)' if recall == 'beats' else ''}), median lead time "
-            f"{ours.median_lead_time_h:.1f} h vs {base.median_lead_time_h:.1f} h ({lead})"
+            f"({recall}); median lead time {ours.median_lead_time_h:.1f} h vs "
+            f"{base.median_lead_time_h:.1f} h ({lead}); on the {n} failures both caught "
+            f"{mine:.1f} h vs {theirs:.1f} h"
         )
     return "\n".join(lines)
