@@ -242,3 +242,12 @@ def test_unknown_edge_source_is_a_config_error():
 
     with pytest.raises(ConfigError, match="Unknown edge source"):
         make_source(Settings(), "profibus")
+
+
+def test_every_machine_runs_in_the_first_two_hours_after_a_launch():
+    """A demo or a device test starting now sees live values, never a planned stop's zeros."""
+    for seed in range(10):
+        plant = build_plant(seed, start_ms=1_795_600_123_456 + seed * 7_919_000)
+        for asset in plant.assets:
+            for minute in range(0, 120, 7):
+                assert load(plant, asset, plant.start_ms + minute * 60_000) > 0, asset.path

@@ -97,12 +97,9 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
 
     from plantlake.adapters.batch_errors import await_query
     from plantlake.adapters.delta import read_delta
+    from plantlake.app.demo_rules import print_rule_report
     from plantlake.app.registry_files import load_simulated_plant
-    from plantlake.core.contracts import (
-        GOLD_TWIN_STATE,
-        SILVER_QUARANTINE,
-        SILVER_TELEMETRY,
-    )
+    from plantlake.core.contracts import GOLD_TWIN_STATE, SILVER_TELEMETRY
     from plantlake.pipelines.jobs import gold, silver
     from plantlake.pipelines.jobs.hot_path import HotPath
     from plantlake.simulator.plant import build_plant
@@ -114,6 +111,7 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     )
     console.print(f"imported the simulated plant's registry {path} ({count} entries, "
                   f"{load.inserted} new) into reference.asset_registry, as a site imports its own")  # fmt: skip
+    silver_began_ms = now_ms()
     for name, layer in (("silver", silver), ("gold", gold)):
         began = time.monotonic()
         await_query(layer.run(spark, settings, once=True))
@@ -130,20 +128,8 @@ def _silver_and_gold(spark, settings: Settings, console: Console, *, started_ms:
     )  # fmt: skip
     console.print(f"silver.telemetry: {kept.count()} readings in canonical units; converted: "
                   + ", ".join(f"{r.source_unit}->{r.unit} ({r.rows})" for r in converted))  # fmt: skip
-    quarantine = read_delta(spark, SILVER_QUARANTINE.path(settings.lake)).where(fresh)
-    reasons = (
-        quarantine.select(F.explode("failed_rules").alias("f"))
-        .groupBy("f.rule").agg(F.count("*").alias("rows"), F.first("f.reason").alias("example"))
-        .orderBy(F.desc("rows")).collect()
-    )  # fmt: skip
-    table = Table(
-        title="silver.quarantine: held back for the maintenance planners (review_status open)"
-    )
-    for name in ("rule", "rows", "example reason"):
-        table.add_column(name)
-    for row in reasons:
-        table.add_row(row.rule, str(row.rows), row.example)
-    console.print(table)
+    print_rule_report(spark, settings, console, started_ms=started_ms,
+                      silver_began_ms=silver_began_ms)  # fmt: skip
     states = (
         read_delta(spark, GOLD_TWIN_STATE.path(settings.lake))
         .groupBy("status").agg(F.count("*").alias("sensors")).orderBy("status").collect()

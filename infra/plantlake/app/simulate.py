@@ -17,6 +17,7 @@ from rich.console import Console
 from plantlake.core.config import Settings
 from plantlake.simulator.clock import SimClock
 from plantlake.simulator.cmms_export import cmms_export_path, write_cmms_export
+from plantlake.simulator.launch_faults import launch_faults
 from plantlake.simulator.plant import Plant, build_plant
 
 PROTOCOLS = ("opcua", "modbus", "sparkplug")
@@ -84,6 +85,11 @@ def run_simulation(settings: Settings, console: Console, *, protocols: Sequence[
     counts = {p: len(plant.by_protocol(p)) for p in protocols}
     console.print(f"simulating plant seed {plant.seed} at {clock.speed:g}x: "
                   + ", ".join(f"{n} {p} assets" for p, n in counts.items()))  # fmt: skip
+    served = {a.path for p in protocols for a in plant.by_protocol(p)}
+    faults = launch_faults(plant).describe(served)
+    if faults:
+        console.print("launch faults for silver's rules to catch (times from the launch): "
+                      + "; ".join(faults))  # fmt: skip
     export = cmms_export_path(settings)
     try:
         while not stop.wait(1.0):

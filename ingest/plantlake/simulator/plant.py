@@ -208,18 +208,20 @@ def is_down(plant: Plant, asset: Asset, t_ms: int) -> bool:
     return failure is not None and t_ms >= failure.failure_ms
 
 
-def _block_load(plant: Plant, a: int, block: int) -> float:
-    if _uniform(plant.seed, a, block, 11) < STOPPED_SHARE:
+def _block_load(plant: Plant, a: int, block: int, *, stops: bool = True) -> float:
+    if stops and _uniform(plant.seed, a, block, 11) < STOPPED_SHARE:
         return 0.0
     return 0.5 + 0.5 * _uniform(plant.seed, a, block, 12)
 
 
 def load(plant: Plant, asset: Asset, t_ms: int) -> float:
     """The operating regime: 0 when stopped (planned, or failed), else a load of 0.5 to 1 held
-    for a two-hour block. Load moves every signal without any fault."""
+    for a two-hour block. Load moves every signal without any fault. No planned stop falls in
+    the first two hours: a plant just launched shows every machine running."""
     if is_down(plant, asset, t_ms):
         return 0.0
-    return _block_load(plant, plant.position(asset), t_ms // REGIME_MS)
+    stops = t_ms - plant.start_ms >= REGIME_MS
+    return _block_load(plant, plant.position(asset), t_ms // REGIME_MS, stops=stops)
 
 
 def thermal_load(plant: Plant, asset: Asset, t_ms: int) -> float:

@@ -7,6 +7,12 @@ NBIRTH carries bdSeq and `Node Control/Rebirth`, DBIRTH carries typed metrics wi
 node's messages, and a rebirth NCMD is answered. While the host is offline or the connection is
 down, data is buffered and replayed after the births with `is_historical`. Device ids are the
 asset names (see `plantlake.ingest.sparkplug.topics` for the asset-path mapping).
+
+Given the plant's launch faults (`launch_faults`, as `plantlake simulate` does), the node acts as
+a gateway that ran before the lake came up: its buffer starts with a store-and-forward backlog of
+the minutes before the launch, replayed after its first births, and a tag misconfigured with a
+wrong unit is declared so in its births until the fault's end, when the node rebirths with the
+right unit.
 """
 
 from __future__ import annotations
@@ -39,7 +45,13 @@ from plantlake.ingest.sparkplug.topics import (
     topic_name,
 )
 from plantlake.simulator.clock import SimClock
-from plantlake.simulator.plant import Asset, Plant, device_time_ms, value_at
+from plantlake.simulator.launch_faults import LaunchFaultKind, LaunchFaults, launch_faults
+from plantlake.simulator.plant import Asset, Plant, Sensor, device_time_ms, value_at
+
+# The pre-launch backlog: one sample every 10 s, a minute of samples per DDATA. Coarser than
+# live publishing (a simplification), and still finer than the edge's one-minute heartbeats.
+BACKLOG_STEP_MS = 10_000
+BACKLOG_SAMPLES_PER_MESSAGE = 6
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +70,7 @@ class SimulatedEdgeNode:
         samples_per_publish: int = 1,
         buffer_limit: int = 10_000,
         client_id: str | None = None,
+        launch_faults: LaunchFaults | None = None,
     ):
         self.node = node
         self.plant = plant
@@ -86,6 +99,11 @@ class SimulatedEdgeNode:
         self._dead_devices: set[str] = set()
         self.rebirths_answered = 0
         self.births = 0
+        self._launch = launch_faults
+        # When a tag the last births declared with a wrong unit gets corrected: rebirth then.
+        self._unit_fix_ms: int | None = None
+        if launch_faults is not None:
+            self._store_backlog(launch_faults.backlog_ms)
         password = mqtt_settings.edge_passwords.get(node.edge_node_id)
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -163,7 +181,7 @@ class SimulatedEdgeNode:
                     continue
                 except queue.Empty:
                     pass
-                self._publish_data()
+                self.tick()
                 next_tick = max(next_tick + self.publish_interval_s, time.monotonic())
         finally:
             self._shutdown()
@@ -191,6 +209,15 @@ class SimulatedEdgeNode:
                 if self._host_online:
                     self._births()
 
+    def tick(self) -> None:
+        """One publish interval: a rebirth if a misconfigured tag's unit was corrected since
+        the births, then the data (live, or to the buffer while no host is there)."""
+        fix = self._unit_fix_ms
+        if self._born and fix is not None and self.clock.now_ms() >= fix:
+            log.info("%s: a tag's unit was corrected: rebirth", self.node.edge_node_id)
+            self._births()
+        self._publish_data()
+
     def _births(self) -> None:
         now = self.clock.now_ms()
         with self._lock:
@@ -207,6 +234,7 @@ class SimulatedEdgeNode:
                                   list(self._metrics(asset, [now])), now, birth=True)  # fmt: skip
             self._born = True
             self.births += 1
+            self._unit_fix_ms = self._next_unit_fix(now)
             while self._history:
                 asset, metrics = self._history.popleft()
                 self._publish(topic_name(group, "DDATA", node, asset.name), metrics, now)
@@ -232,6 +260,33 @@ class SimulatedEdgeNode:
                 else:
                     self._history.append((asset, [m._replace(is_historical=True) for m in metrics]))
 
+    def _store_backlog(self, backlog_ms: int) -> None:
+        """Fill the buffer with what the gateway stored over the `backlog_ms` before now, as
+        historical DDATA (replayed after the first births)."""
+        now = self.clock.now_ms()
+        times = list(range(now - backlog_ms, now, BACKLOG_STEP_MS))
+        per = BACKLOG_SAMPLES_PER_MESSAGE
+        for chunk in (times[k : k + per] for k in range(0, len(times), per)):
+            for asset in self.assets:
+                alive = [t for t in chunk if asset.dies_at_ms is None or t < asset.dies_at_ms]
+                if alive:
+                    metrics = [m._replace(is_historical=True) for m in self._metrics(asset, alive)]
+                    self._history.append((asset, metrics))
+
+    def _unit(self, asset: Asset, sensor: Sensor, t_ms: int) -> str | None:
+        """The unit the gateway's tag declares: the sensor's, unless misconfigured then."""
+        wrong = self._launch.declared_unit(asset.path, sensor.name, t_ms) if self._launch else None
+        return wrong or sensor.unit or None
+
+    def _next_unit_fix(self, now: int) -> int | None:
+        """When the first tag this node declares with a wrong unit at `now` gets corrected."""
+        if self._launch is None:
+            return None
+        paths = {a.path for a in self.assets}
+        ends = [f.end_ms for f in self._launch.faults
+                if f.kind is LaunchFaultKind.WRONG_UNIT and f.asset in paths and f.active(now)]  # fmt: skip
+        return min(ends, default=None)
+
     def _metrics(self, asset: Asset, times: list[int]) -> Iterator[Metric]:
         for t in times:
             stamp = device_time_ms(asset, self.plant, t)
@@ -245,7 +300,7 @@ class SimulatedEdgeNode:
                     bool(value) if is_state else value,
                     stamp,
                     self._aliases[(asset.name, sensor.name)],
-                    unit=sensor.unit or None,
+                    unit=self._unit(asset, sensor, t),  # only a birth carries it
                     quality=quality,
                 )
 
@@ -296,6 +351,8 @@ def run_edge_node(
     publish_interval_s: float = 1.0,
     samples_per_publish: int = 1,
 ) -> None:
-    """Run one simulated edge node until `stop_event` is set (blocks)."""
+    """Run one simulated edge node, with the plant's launch faults, until `stop_event` is set
+    (blocks)."""
     SimulatedEdgeNode(settings.mqtt, plant, clock, node, publish_interval_s=publish_interval_s,
-                      samples_per_publish=samples_per_publish).run(stop_event)  # fmt: skip
+                      samples_per_publish=samples_per_publish,
+                      launch_faults=launch_faults(plant)).run(stop_event)  # fmt: skip
