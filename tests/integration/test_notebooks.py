@@ -103,8 +103,10 @@ def test_train_notebook_registers_and_promotes_the_failure_model(ml_models, monk
     assert client.get_model_version_by_alias(name, "challenger").version == champion
     assert client.get_model_version(name, champion).tags["promotion.decision"] == "promoted"
     anomaly = client.get_model_version_by_alias(ml_models.models.anomaly_model, "challenger")
-    # The holdout table names both registered versions next to the baseline.
-    assert "static-threshold baseline" in text
-    assert f"{name} v{champion} (failure)" in text
-    assert f"{ml_models.models.anomaly_model} v{anomaly.version} (anomaly)" in text
+    # The holdout table names both registered versions next to the baselines, each with its
+    # recall interval at the same budget.
+    for shown in ("static limits", "rolling z-score", "ISO 10816 zones", "recall_lo"):
+        assert shown in text, shown
+    assert f"{name} v{champion}" in text
+    assert f"{ml_models.models.anomaly_model} v{anomaly.version}" in text
     assert f"decision: {name} v{champion} promoted to champion (previous champion: none)" in text
