@@ -43,7 +43,7 @@ def test_every_method_is_judged_at_the_same_budgets_over_the_seeds(tmp_path):
     settings = load_settings(None)
     with (tmp_path / "out.txt").open("w") as out:
         evaluation = evaluate_plants(
-            settings, Console(file=out, width=200), seeds=[3, 4, 5], days=14,
+            settings, Console(file=out, width=200), seeds=[3, 4, 5], days=10,
             step_ms=10 * 60_000, out_dir=tmp_path,
         )  # fmt: skip
     curve = pd.read_csv(evaluation.curve_csv)
@@ -52,9 +52,10 @@ def test_every_method_is_judged_at_the_same_budgets_over_the_seeds(tmp_path):
     assert (
         len(curve) == len(methods) * curve["budget"].nunique() and curve["budget"].nunique() >= 10
     )
-    # Equal budgets: at each budget every method raised the same number of alerts (ties aside).
+    # Equal budgets: at each budget every method raised the same number of alerts, but for rows
+    # tied at a threshold, which all alert (tree scores take few distinct values).
     for _, rows in curve.groupby("budget"):
-        assert rows["alerts"].max() - rows["alerts"].min() <= 3, rows
+        assert rows["alerts"].max() - rows["alerts"].min() <= 0.03 * rows["alerts"].max(), rows
         assert rows["failures"].nunique() == 1  # judged on the same failures
     at = [r for r in evaluation.results if math.isclose(r.budget, settings.models.alert_budget)]
     assert {r.seeds for r in at} == {(3, 4, 5)}
