@@ -61,11 +61,11 @@ def _seed_outcomes(settings: Settings, seed: int, *, days: float, step_ms: int,
     cutoff = int(history.features["feature_time_ms"].max())
     inputs = TrainingInputs(history.features, history.events, versions={})
     rows = labelled_rows(inputs, models, policy=policy, cutoff_ms=cutoff)
-    train, holdout = rows[rows["split"] == TRAIN], rows[rows["split"] == VALIDATION]
+    train = rows[rows["split"] == TRAIN]
+    holdout = rows[rows["split"] == VALIDATION].reset_index(drop=True)
     failures = history.events[history.events["event"] == "failure"]
     outcomes = budget_sweep(
-        holdout.reset_index(drop=True), failures,
-        scores=method_scores(train, holdout.reset_index(drop=True), seed=seed),
+        holdout, failures, scores=method_scores(train, holdout, seed=seed),
         horizon_ms=policy.horizon_ms, seed=seed,
     )  # fmt: skip
     counted = len(outcomes[0].failures) if outcomes else 0

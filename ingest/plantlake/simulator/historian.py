@@ -49,7 +49,7 @@ DAY_MS = 24 * HOUR_MS
 # Failures due this soon after the end of the history already show as wear before it (the
 # slowest modes degrade for two weeks), so the plant schedules them although the CMMS export
 # stops at the end.
-_LOOKAHEAD_MS = 15 * DAY_MS
+LOOKAHEAD_MS = 15 * DAY_MS
 _STEP = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)\s*$")
 _STEP_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": HOUR_MS}
 
@@ -205,7 +205,7 @@ def backfill(settings: Settings, *, days: float, step_ms: int, assets: Sequence[
     now_ms = clock.now_ms() if now_ms is None else now_ms
     span = backfill_span(days=days, step_ms=step_ms, now_ms=now_ms)
     plant = build_plant(settings.simulator.seed, start_ms=span.plant_start_ms,
-                        horizon_ms=span.end_ms - span.plant_start_ms + _LOOKAHEAD_MS)  # fmt: skip
+                        horizon_ms=span.end_ms - span.plant_start_ms + LOOKAHEAD_MS)  # fmt: skip
     readings = historian_readings(plant, start_ms=span.first_ms, end_ms=span.end_ms,
                                   step_ms=step_ms, assets=assets)  # fmt: skip
     filters = load_filter_config(settings.edge.filters)

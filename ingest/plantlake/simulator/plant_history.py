@@ -31,13 +31,10 @@ from plantlake.pipelines.transforms.reading_checks import (
     prepare,
 )
 from plantlake.pipelines.transforms.unit_conversion import unit_rows
-from plantlake.simulator.historian import historian_features, historian_readings
+from plantlake.simulator.historian import LOOKAHEAD_MS, historian_features, historian_readings
 from plantlake.simulator.plant import DAY_MS, Plant, build_plant, maintenance_log
 from plantlake.simulator.registry import plant_registry_entries
 
-# Failures this far past the end already show as wear before it (the slowest modes degrade
-# for two weeks): schedule them, although the events stop at the end.
-_LOOKAHEAD_MS = 15 * DAY_MS
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: every seed's plant starts then
 
 
@@ -96,7 +93,7 @@ def plant_history(
     """`days` of the plant of `seed` from START_MS, sampled every `step_ms` as the historian
     archives it, featured on a `feature_step_ms` grid."""
     end_ms = START_MS + int(days * DAY_MS)
-    plant = build_plant(seed, start_ms=START_MS, horizon_ms=end_ms - START_MS + _LOOKAHEAD_MS)
+    plant = build_plant(seed, start_ms=START_MS, horizon_ms=end_ms - START_MS + LOOKAHEAD_MS)
     readings = chain(
         historian_readings(plant, start_ms=START_MS, end_ms=end_ms, step_ms=step_ms),
         historian_features(plant, filters, start_ms=START_MS, end_ms=end_ms, step_ms=step_ms),
