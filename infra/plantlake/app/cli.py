@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import click
 import typer
@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from plantlake.app.edge_sources import edge_window_features
 from plantlake.core.errors import PlantlakeError
+from plantlake.core.logging_setup import DEFAULT_LEVEL, LEVEL_ENV, Level, configure_logging
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 spark_app = typer.Typer(no_args_is_help=True, help="Spark: jars and cluster submission.")
@@ -51,9 +52,22 @@ def _settings(with_secrets: bool = False):
 def _root(
     config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False,
+    log_level: Annotated[
+        Level,
+        typer.Option(
+            envvar=LEVEL_ENV,
+            case_sensitive=False,
+            help="Log records at this level and above go to stderr, with UTC timestamps; the "
+            "processes plantlake starts log at the same level.",
+        ),
+    ] = DEFAULT_LEVEL,
 ) -> None:
     """plantlake: an Industrial-IoT lakehouse on Kafka, Spark and Delta Lake."""
     _state.update(config=config, verbose=verbose)
+    if config is not None:
+        # Processes plantlake starts (the workbench service, edge forwarders) read the same file.
+        os.environ["PLANTLAKE_CONFIG"] = str(config.resolve())
+    configure_logging(log_level)
 
 
 @app.command()
@@ -350,6 +364,72 @@ def validate(
     raise typer.Exit(0 if report.success else 1)
 
 
+@app.command()
+def export(
+    table: Annotated[str, typer.Argument(help="Lake table, e.g. silver.telemetry.")],
+    fmt: Annotated[Literal["csv", "parquet"], typer.Option("--format")] = "csv",
+    asset: Annotated[
+        list[str] | None, typer.Option("--asset", help="Asset path, repeatable (default: all).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this ISO 8601 time (UTC unless it says).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this ISO 8601 time.")] = None,
+    out: Annotated[Path | None, typer.Option(dir_okay=False, help="Default: TABLE.FORMAT here.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:  # fmt: skip
+    """Write a lake table (or some assets' time range of it) to CSV or Parquet, without Spark.
+
+    CSV is for spreadsheets: timestamps in ISO 8601 UTC, nested values as JSON. The time range
+    filters the table's own time column (a reading's event time, a window's start).
+    """
+    from plantlake.lake import export_table
+
+    start = _utc_time("--since", since) if since else None
+    end = _utc_time("--until", until) if until else None
+    if start and end and start >= end:
+        raise PlantlakeError(f"--since {since} is not before --until {until}.")
+    settings = _settings()
+    with console.status(f"{table}: exporting ...") as shown:
+        result = export_table(table, out or Path(f"{table}.{fmt}"), fmt=fmt, asset=asset,
+                              since=start, until=end, overwrite=force, settings=settings,
+                              progress=lambda n: shown.update(f"{table}: {n:,} rows ..."))  # fmt: skip
+    missing = " (the table is not in the lake yet)" if result.version is None else ""
+    console.print(f"{table}: {result.rows:,} rows written to {result.path}{missing}")
+
+
+@app.command("app")
+def workbench_app(
+    host: Annotated[str | None, typer.Option(help="Default: workbench.host (loopback).")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: workbench.port (8050).")] = None,
+) -> None:
+    """Serve the planners' workbench (quarantine review, twin, work orders, live health)."""
+    from plantlake.workbench.server import serve
+
+    serve(_settings(with_secrets=_state["config"] is None), host=host, port=port)
+
+
+@app.command("app-password")
+def workbench_password(
+    name: Annotated[str, typer.Argument(help="The user's login name.")],
+    role: Annotated[
+        Literal["planner", "viewer"], typer.Option(help="planner decides; viewer only reads.")
+    ] = "viewer",
+) -> None:  # fmt: skip
+    """Hash a workbench password (asked twice, not echoed) and print the settings to add."""
+    from plantlake.workbench.auth import hash_password
+
+    password = typer.prompt(
+        f"Password for {name}", hide_input=True, confirmation_prompt=True, err=True
+    )  # on stderr: stdout holds only the settings, to paste or redirect
+    if len(password) < 8:
+        raise PlantlakeError("A workbench password needs at least 8 characters.")
+    user = {"password_hash": hash_password(password), "role": role}
+    users = {k: v.model_dump() for k, v in _settings().workbench.users.items()} | {name: user}
+    print(f"# In $PLANTLAKE_HOME/secrets.env or the environment (all {len(users)} users):")
+    print(f"PLANTLAKE_WORKBENCH__USERS='{json.dumps(users)}'")
+    print("# or in a TOML settings file (--config):")
+    print(f'[workbench.users."{name}"]\npassword_hash = "{user["password_hash"]}"\nrole = "{role}"')
+
+
 reference_app = typer.Typer(no_args_is_help=True, help="Reference data: asset registry and units.")
 app.add_typer(reference_app, name="reference")
 
@@ -578,13 +658,21 @@ def models_evaluate(
 
 
 def _utc_ms(text: str) -> int:
+    return int(_utc_time("--cutoff", text).timestamp() * 1000)
+
+
+def _utc_time(option: str, text: str):
+    """An ISO 8601 time from the command line; UTC unless it names its zone."""
     from datetime import UTC, datetime
 
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise PlantlakeError(f"--cutoff {text!r} is not an ISO 8601 time.") from exc
-    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+        raise PlantlakeError(
+            f"{option} {text!r} is not an ISO 8601 time (e.g. 2026-11-27T08:00 or "
+            "2026-11-27T08:00:00+01:00; UTC unless it says)."
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @models_app.command("score")

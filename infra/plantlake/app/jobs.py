@@ -13,9 +13,12 @@ from rich.console import Console
 
 from plantlake.adapters.batch_errors import await_query, own_error
 from plantlake.adapters.restarts import backoff_s, failed_for_good, failure_reason
+from plantlake.app.query_watch import DeltaVersions, QueryWatch
 from plantlake.core.clock import log_stamp
 from plantlake.core.config import Settings
 from plantlake.core.errors import ConfigError, PlantlakeError
+from plantlake.core.logging_setup import configure_logging, level_from_env
+from plantlake.services.minio import delta_rs_options
 
 # Each layer's module has `run(spark, settings, *, once) -> StreamingQuery | list[StreamingQuery]`.
 LAYERS = {
@@ -54,12 +57,34 @@ def run_layer(
     options = {"on_features": scoring_hook(settings)} if score else {}
     adopt_legacy_checkpoints(settings, console.print)
     spark = spark or get_spark(settings, app_name=f"plantlake-{layer}")
-    started = time.monotonic()
+    watch = QueryWatch(settings.home, say=_progress_printer(console),
+                       table_version=DeltaVersions(delta_rs_options(settings))).start()  # fmt: skip
+    try:
+        _run_queries(spark, settings, layer, once=once, console=console, watch=watch,
+                     options=options)  # fmt: skip
+    except BaseException:
+        watch.close()
+        raise
+    for line in watch.close():
+        console.print(line)
+
+
+def _progress_printer(console: Console):
+    def say(line: str) -> None:
+        console.print(f"[dim]{log_stamp()}[/] {line}", highlight=False)
+
+    return say
+
+
+def _run_queries(spark, settings: Settings, layer: str, *, once: bool, console: Console,
+                 watch: QueryWatch, options: dict) -> None:  # fmt: skip
+    """Start the layer's queries and wait for them, restarting a failed continuous run."""
     failures = 0
     spark.streams.resetTerminated()  # awaitAnyTermination must see only this run's queries
     while True:
         result = importlib.import_module(LAYERS[layer]).run(spark, settings, once=once, **options)
         queries = result if isinstance(result, list) else [result]
+        watch.follow(queries)
         names = ", ".join(q.name or q.id for q in queries)
         console.print(f"{layer}: {names} started ({'once' if once else 'continuous'})")
         if once:
@@ -80,14 +105,11 @@ def run_layer(
             wait_s = backoff_s(failures)
             console.print(f"{log_stamp()} {layer}: {names} failed ({failure_reason(exc)}); restart "
                           f"{failures} of {settings.pipeline.restarts} in {wait_s}s")  # fmt: skip
+            watch.settle()  # the failed run's last batches count too
             for query in spark.streams.active:
                 query.stop()
             spark.streams.resetTerminated()
             time.sleep(wait_s)
-    rows = sum((q.lastProgress or {}).get("numInputRows", 0) for q in queries)
-    console.print(
-        f"{layer}: done in {time.monotonic() - started:.1f}s; last batch read {rows} rows"
-    )
 
 
 def scoring_hook(settings: Settings):
@@ -174,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         "--file", type=Path, help="CMMS CSV export (cmms; default: the simulator's)"
     )
     args = parser.parse_args(argv)
+    configure_logging(level_from_env())
     try:
         _run_job(args, load_settings(), Console())
     except PlantlakeError as exc:  # the same one paragraph as the CLI prints, not a traceback

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from rich.console import Console
@@ -27,8 +28,13 @@ from rich.table import Table
 from plantlake.adapters.batch_errors import await_query, own_error
 from plantlake.adapters.checkpoints import adopt_legacy_checkpoints
 from plantlake.adapters.restarts import backoff_s, failed_for_good, failure_reason
+from plantlake.app.query_watch import DeltaVersions, QueryWatch
 from plantlake.core.config import Settings
 from plantlake.core.errors import PlantlakeError, SourceError
+from plantlake.services.minio import delta_rs_options
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming import StreamingQuery
 
 
 def _hot_path_process(settings: Settings, log: Path) -> subprocess.Popen:
@@ -53,6 +59,7 @@ class FeatureSchedule(threading.Thread):
         self.stopped = threading.Event()
         self.runs = 0
         self.last: str = "waiting for silver"
+        self.query: StreamingQuery | None = None  # the latest run, for its progress file
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -61,8 +68,9 @@ class FeatureSchedule(threading.Thread):
         while not self.stopped.is_set():
             started = time.monotonic()
             try:
-                await_query(gold_features.run(self.spark, self.settings, once=True,
-                                              on_features=self.on_features))  # fmt: skip
+                self.query = gold_features.run(self.spark, self.settings, once=True,
+                                               on_features=self.on_features)  # fmt: skip
+                await_query(self.query)
                 self.runs += 1
                 self.last = f"run {self.runs} took {time.monotonic() - started:.0f} s"
             except SourceError:
@@ -158,6 +166,8 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
     queries = [starters["bronze"]()]
     every_s = settings.pipeline.features_every_minutes * 60
     features = FeatureSchedule(spark, settings, every_s, on_features=scoring_hook(settings))
+    # Each query's progress file at every batch (the workbench's /live and /metrics read them).
+    watch = QueryWatch(settings.home, table_version=DeltaVersions(delta_rs_options(settings)))
     failure: BaseException | None = None
     try:
         with Live(console=console, refresh_per_second=1, transient=False) as live:
@@ -185,6 +195,8 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
                     queries[i] = starters[query.name]()
                 if features.error is not None:
                     raise features.error
+                watch.follow([*queries, features.query])
+                watch.poll()
                 hot_alive = hot_process is None or hot_process.poll() is None
                 try:
                     hot_status = orjson.loads(status_file.read_bytes())
@@ -203,6 +215,7 @@ def run_lake_path(settings: Settings, *, console: Console, hot: bool = True) -> 
         features.stopped.set()
         for query in queries:
             query.stop()
+        watch.close()
         if hot_process is not None and hot_process.poll() is None:
             hot_process.send_signal(signal.SIGTERM)
             try:

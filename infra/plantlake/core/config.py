@@ -404,6 +404,35 @@ class HotPathSettings(_Section):
     )
 
 
+class WorkbenchUser(_Section):
+    """A workbench login: a password hash (`plantlake app-password NAME`), never the password."""
+
+    password_hash: str = Field(
+        min_length=20, description="scrypt hash, as `plantlake app-password` prints."
+    )
+    role: Literal["viewer", "planner"] = Field(
+        "viewer", description="viewer: reads every page; planner: also decides."
+    )
+
+
+class WorkbenchSettings(_Section):
+    """The planners' web workbench (`plantlake app`)."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless behind a proxy.")
+    port: int = 8050
+    managed: bool = Field(True, description="Run the workbench with `plantlake up`.")
+    users: dict[str, WorkbenchUser] = Field(
+        default_factory=dict,
+        description="Logins by user name. `plantlake up` adds a generated planner and viewer "
+        "(their passwords in $PLANTLAKE_HOME/workbench-logins.json) when none is set.",
+    )
+    session_secret: SecretStr = SecretStr("")
+    session_hours: float = Field(12.0, gt=0, description="How long a login lasts.")
+    refresh_seconds: float = Field(
+        10.0, gt=0, description="How often live pages poll (about the silver trigger)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything plantlake needs to know about where things are."""
 
@@ -426,6 +455,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     hot_path: HotPathSettings = HotPathSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    workbench: WorkbenchSettings = WorkbenchSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -158,6 +158,13 @@ SILVER_TELEMETRY_COLUMNS: tuple[Column, ...] = (
     Column("kafka_offset", "long", False, "Lineage back to Kafka."),
     Column("bronze_ingest_time", "timestamp", False, "When bronze landed it."),
     Column("silver_time", "timestamp", False, "When silver wrote it."),
+    Column(
+        "released_by",
+        "string",
+        True,
+        "The silver.quarantine_reviews decision that released this reading from quarantine; "
+        "null for a reading that passed the rules.",
+    ),
 )
 
 # Columns of gold.twin_state, written by the hot path through delta-rs (pipelines/plantlake/pipelines/jobs/twin_store.py).
@@ -385,6 +392,28 @@ SILVER_QUARANTINE = TableRef(
         "bronze_ingest_time timestamp", "quarantined_at timestamp",
         # Review: set by planners, null until then.
         "review_status string", "reviewer string", "decided_at timestamp", "review_note string",
+        "review_decision_id string",
+    ),
+)  # fmt: skip
+
+# A planner's decision on a quarantined reading (silver.quarantine_reviews.decision), and the
+# review_status of silver.quarantine each one leads to.
+RELEASE, CONFIRM_FAULT, NOTE = "release", "confirm_fault", "note"
+REVIEW_DECISIONS = (RELEASE, CONFIRM_FAULT, NOTE)
+REVIEW_STATUS = {RELEASE: "released", CONFIRM_FAULT: "confirmed_fault", NOTE: "noted"}
+SILVER_QUARANTINE_REVIEWS = TableRef(
+    "silver", "quarantine_reviews",
+    key=("decision_id",),
+    writer="plantlake app (the workbench, through delta-rs; its only writer)",
+    comment="Planners' decisions on quarantined readings (release, confirm fault, note), with who "
+    "and when; the silver job applies them to silver.quarantine and silver.telemetry.",
+    cluster_by=(),  # the workbench writes it through delta-rs; Spark never rewrites it
+    columns=(
+        "decision_id string", "kafka_topic string", "kafka_partition int", "kafka_offset bigint",
+        "asset string", "sensor string", "event_time_ms bigint", "decision string",
+        "note string", "reviewer string", "decided_at timestamp",
+        # The decision the planner saw as the reading's latest (null: none), for the 409 check.
+        "supersedes string",
     ),
 )  # fmt: skip
 SILVER_DQ_METRICS = TableRef(
@@ -542,6 +571,23 @@ GOLD_WORK_ORDERS = TableRef(
     ),
 )  # fmt: skip
 
+# A planner's verdict on a work order (gold.work_order_feedback.verdict).
+ACKNOWLEDGED, FALSE_ALARM, DONE = "acknowledged", "false_alarm", "done"
+FEEDBACK_VERDICTS = (ACKNOWLEDGED, FALSE_ALARM, DONE)
+GOLD_WORK_ORDER_FEEDBACK = TableRef(
+    "gold", "work_order_feedback",
+    key=("feedback_id",),
+    writer="plantlake app (the workbench, through delta-rs; its only writer)",
+    comment="Planners' verdicts on work orders (acknowledged, false alarm, done) with a note: a "
+    "label source for the training set builder.",
+    cluster_by=(),
+    columns=(
+        "feedback_id string", "work_order_id string", "asset string", "failure_mode string",
+        "verdict string", "note string", "planner string", "decided_at timestamp",
+        "decided_at_ms bigint",
+    ),
+)  # fmt: skip
+
 TABLES: tuple[TableRef, ...] = (
     BRONZE_TELEMETRY, BRONZE_EDGE_FEATURES, BRONZE_DEAD_LETTER, BRONZE_LIFECYCLE,
     REFERENCE_ASSET_REGISTRY, REFERENCE_UNITS,
@@ -549,5 +595,5 @@ TABLES: tuple[TableRef, ...] = (
     GOLD_TWIN_STATE, GOLD_WATERMARKS, GOLD_OPEN_WINDOWS, GOLD_TELEMETRY_1M, GOLD_TELEMETRY_5M,
     GOLD_LATE_DATA,
     SILVER_MAINTENANCE_EVENTS, GOLD_FEATURES, GOLD_TRAINING_SETS, GOLD_PREDICTIONS,
-    GOLD_WORK_ORDERS,
+    GOLD_WORK_ORDERS, SILVER_QUARANTINE_REVIEWS, GOLD_WORK_ORDER_FEEDBACK,
 )  # fmt: skip

@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from plantlake.core.config import KafkaSettings
+from plantlake.core.logging_setup import configure_logging, level_from_env
 from plantlake.ingest.forwarder import Forwarder, ForwarderStats
 
 log = logging.getLogger("plantlake.forwarder")
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.parent:
         _die_with(args.parent)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    # The edge process that started it passed its --log-level on through the environment.
+    configure_logging(level_from_env())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
