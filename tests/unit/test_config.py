@@ -1,11 +1,17 @@
+import json
 import stat
 
 import pytest
 from pydantic import ValidationError
 
-from plantlake.app.local_secrets import ensure_local_secrets, generate_local_secrets
+from plantlake.app.local_secrets import (
+    ensure_local_secrets,
+    generate_local_secrets,
+    workbench_logins_file,
+)
 from plantlake.core.config import LakeSettings, load_settings
 from plantlake.core.errors import ConfigError
+from plantlake.workbench.auth import authenticate, hash_password
 
 
 @pytest.fixture
@@ -111,6 +117,39 @@ def test_local_secrets_are_generated_once_and_private(home):
     again = ensure_local_secrets(load_settings())
     assert again.s3.secret_key == settings.s3.secret_key
     assert generate_local_secrets(again) == {}
+
+
+def test_demo_workbench_logins_round_trip_through_the_secrets_file(home):
+    settings = ensure_local_secrets(load_settings())
+    users = settings.workbench.users
+    assert {name: user.role for name, user in users.items()} == {
+        "planner": "planner",
+        "viewer": "viewer",
+    }
+    assert len(settings.workbench.session_secret.get_secret_value()) >= 32
+    logins_file = workbench_logins_file(home)
+    assert stat.S_IMODE(logins_file.stat().st_mode) == 0o600
+    passwords = json.loads(logins_file.read_text())
+    assert set(passwords) == {"planner", "viewer"}
+    # What load_settings() read back from secrets.env is the hash of the password on file.
+    assert authenticate(users, "planner", passwords["planner"]).can_decide
+    assert not authenticate(users, "viewer", passwords["viewer"]).can_decide
+    assert authenticate(users, "viewer", passwords["planner"]) is None
+    # Generated once: a second run keeps the logins and their passwords.
+    again = ensure_local_secrets(load_settings())
+    assert again.workbench.users == users
+    assert json.loads(logins_file.read_text()) == passwords
+
+
+def test_configured_workbench_users_get_no_demo_logins(home, monkeypatch):
+    mine = {"ann": {"password_hash": hash_password("ann's password"), "role": "planner"}}
+    monkeypatch.setenv("PLANTLAKE_WORKBENCH__USERS", json.dumps(mine))
+    monkeypatch.setenv("PLANTLAKE_WORKBENCH__SESSION_SECRET", "my-session-secret")
+    settings = ensure_local_secrets(load_settings())
+    assert list(settings.workbench.users) == ["ann"]
+    assert settings.workbench.session_secret.get_secret_value() == "my-session-secret"
+    assert "PLANTLAKE_WORKBENCH" not in settings.secrets_file.read_text()
+    assert not workbench_logins_file(home).exists()
 
 
 def test_user_credentials_are_not_replaced(home, monkeypatch):
