@@ -317,7 +317,7 @@ def silver_row(asset, sensor, quantity, unit, value, t_ms, *, quality, offset, w
     return (
         asset, sensor, "pump", quantity, value, unit, value, unit, quality,
         _ts(t_ms), t_ms, _ts(t_ms + 50), "opcua", "node-1", None, "f1", [],
-        "plantlake.telemetry", offset % 6, offset, _ts(t_ms + 60), _ts(written_ms),
+        "plantlake.telemetry", offset % 6, offset, _ts(t_ms + 60), _ts(written_ms), None,
     )  # fmt: skip
 
 

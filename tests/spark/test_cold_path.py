@@ -1,6 +1,8 @@
 """The cold path (silver and gold aggregates in one query) writes the same tables as the silver and
 gold jobs run one after the other, and a retried batch still reaches gold."""
 
+import datetime as dt
+
 import pytest
 
 from plantlake.core.contracts import (
@@ -19,6 +21,7 @@ from plantlake.pipelines.jobs import cold_path, gold, silver
 from plantlake.pipelines.jobs.reference import load_reference
 from plantlake.simulator.registry import plant_registry_entries
 from tests.lake_contract import assert_tables_match_contract
+from tests.spark.test_quarantine_reviews import decide, decision
 from tests.spark.test_silver import BRONZE_SCHEMA, PLANT, T0, bronze_row
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -87,7 +90,12 @@ def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
     first, second = _deliveries()
     for settings in (layered, cold):
         load_reference(spark, settings, plant_registry_entries(PLANT, default_window_features()))
+    # A planner releases the 1500 degF reading after the first run: both paths take it to gold.
+    release = decision("d-1", first[40], "release", at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
     for n, delivery in enumerate((first, second)):
+        if n == 1:
+            for settings in (layered, cold):
+                decide(settings, release)
         _bronze(spark, layered, delivery)
         _edge_features(spark, layered, T0 + n * 400_000, offset=2 * n)
         _run(silver.run(spark, layered, once=True))
@@ -97,9 +105,11 @@ def test_the_cold_path_equals_silver_then_gold(spark, tmp_path, lake_settings):
         _run(cold_path.run(spark, cold, once=True))
     got, expected = _tables(spark, cold), _tables(spark, layered)
     assert got == expected
-    # The resend once, the 1500 degF held back, and the four window features.
-    assert len(got["silver.telemetry"]) == 70 + 1 + 4
+    # The resend once, the 1500 degF held back and released, and the four window features.
+    assert len(got["silver.telemetry"]) == 70 + 1 + 4 + 1
     assert len(got["silver.quarantine"]) == 1
+    windows = spark.read.format("delta").load(GOLD_TELEMETRY_1M.path(cold.lake))
+    assert windows.where("sensor = 'bearing_temperature'").count() == 1  # the released reading
     assert got["gold.late_data"]  # the hour-old reading, behind both window sizes
     metrics = spark.read.format("delta").load(SILVER_DQ_METRICS.path(cold.lake))
     assert metrics.where("rule = 'duplicates' AND failed = 1").count() == 1

@@ -36,7 +36,7 @@ def reading(asset, sensor, t_ms, value, *, quality="Good", quantity="temperature
         asset, sensor, "pump", quantity, value, "degC", value, "degC", quality,
         _ts(t_ms), t_ms, _ts(received), "opcua", node, None, "f1", None,
         "plantlake.telemetry", 0, next(_offsets), _ts(received + 10),
-        _ts(written_ms if written_ms is not None else received + 20),
+        _ts(written_ms if written_ms is not None else received + 20), None,
     )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ def _silver_row(asset, sensor, asset_class, quantity, value, unit, offset_s):
         "source_node": "opc.tcp://127.0.0.1:4840", "sequence": offset_s, "filter_version": "1",
         "dq_warnings": [], "kafka_topic": "plantlake.telemetry", "kafka_partition": 0,
         "kafka_offset": offset_s, "bronze_ingest_time": NOW, "silver_time": NOW,
+        "released_by": None,
     }  # fmt: skip
 
 

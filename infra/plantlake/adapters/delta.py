@@ -80,6 +80,12 @@ def append_once(
     )
 
 
+def append_rows(df: DataFrame, path: str) -> None:
+    """Append rows to a Delta table as their own commit, for a writer whose rows carry their own
+    proof of being written (an anti-join on the table's key before the append)."""
+    df.write.format("delta").mode("append").save(path)
+
+
 def overwrite_once(df: DataFrame, path: str, *, app_id: str, batch_id: int) -> None:
     """Replace a Delta table's rows with a micro-batch's, skipped when the batch was committed."""
     (
@@ -176,6 +182,50 @@ def add_missing_columns(spark: SparkSession, path: str, columns: Sequence[str]) 
     if missing:
         spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({', '.join(missing)})")
     return missing
+
+
+def update_matched(
+    rows: DataFrame, path: str, *, on: str, update: Mapping[str, str], when_matched: str | None
+) -> None:
+    """MERGE `rows` into the table at `path` on `on` (`t.` the table, `s.` the rows), setting the
+    `update` columns of matched rows where `when_matched` holds; unmatched rows are ignored."""
+    target = DeltaTable.forPath(rows.sparkSession, path).alias("t")
+    merge = target.merge(rows.alias("s"), on)
+    merge.whenMatchedUpdate(condition=when_matched, set=dict(update)).execute()
+
+
+def delta_table_id(spark: SparkSession, path: str) -> str:
+    """The table's Delta id, which a table recreated at the same path does not keep."""
+    return str(first_row(DeltaTable.forPath(spark, path).detail().select("id"))[0])
+
+
+def read_checkpoint_note(spark: SparkSession, path: str) -> str | None:
+    """The text of a small file a job keeps beside its streaming checkpoint, or None."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # see writer_id
+        raise AssertionError("read_checkpoint_note needs a classic Spark session")
+    note = jvm.org.apache.hadoop.fs.Path(path)
+    fs = note.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(note):
+        return None
+    stream = fs.open(note)
+    try:
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def write_checkpoint_note(spark: SparkSession, path: str, text: str) -> None:
+    """Replace the small file at `path` (beside a checkpoint) with `text`."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # see writer_id
+        raise AssertionError("write_checkpoint_note needs a classic Spark session")
+    note = jvm.org.apache.hadoop.fs.Path(path)
+    out = note.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).create(note, True)
+    try:
+        out.write(bytearray(text.encode()))
+    finally:
+        out.close()
 
 
 def delta_version(spark: SparkSession, path: str) -> int:

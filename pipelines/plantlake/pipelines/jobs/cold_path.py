@@ -7,6 +7,13 @@ lineage, go through gold's aggregates, late data and watermarks. Reading them ba
 passing them on makes a retried batch whole: silver skips its append (already committed) and
 drops the keys it has seen, but the rows are in the table, so gold still gets them.
 
+Then planners' new quarantine decisions are applied (`review_apply`, as the silver job does,
+and once when the query starts), and the readings they release go through gold too: under the
+Delta transaction identity (writer, reviews table, reviews version) rather than the batch id, so
+a retried application hands gold the same rows and gold skips what it wrote. A released
+reading whose window is still open is aggregated; one whose window closed lands in
+gold.late_data, with the reviews version as its batch_id.
+
 Then the reconciliation check compares the batch's newest kept row per sensor of the telemetry
 topic (the one the hot path reads) with the hot path's gold.twin_state and writes its verdict to silver.dq_metrics (rule twin_reconciliation).
 
@@ -36,6 +43,7 @@ from plantlake.core.topics import topic
 from plantlake.pipelines.jobs import gold, silver
 from plantlake.pipelines.jobs.gold import LINEAGE
 from plantlake.pipelines.jobs.reconciliation import RULE, reconcile, reconciliation_metric
+from plantlake.pipelines.jobs.review_apply import Released, apply_at_start
 from plantlake.pipelines.transforms.expectations import Rule
 
 
@@ -83,13 +91,18 @@ def run(
     twin_path = GOLD_TWIN_STATE.path(lake)
     metrics_path = SILVER_DQ_METRICS.path(lake)
 
+    def released_to_gold(released: Released) -> None:
+        gold.process_batch(released.rows, released.txn_version, paths=paths,
+                           app_id=f"{gold_app}:{released.txn_app}", options=options)  # fmt: skip
+
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
         kept = None
         try:
-            route.write(batch, batch_id)
+            route.route(batch, batch_id)
             kept = silver_rows_of(batch, silver_path).persist()
             gold.process_batch(kept, batch_id, paths=paths, app_id=gold_app, options=options)
+            route.reviews.apply(label=f"cold batch {batch_id}", on_released=released_to_gold)
             twin = read_delta(spark, twin_path) if table_exists(spark, twin_path) else None
             in_twin = kept.where(F.col("kafka_topic") == twin_topic)
             metric = reconciliation_metric(reconcile(in_twin, twin), batch_id=batch_id)
@@ -101,6 +114,7 @@ def run(
                 kept.unpersist()
             batch.unpersist()
 
+    apply_at_start(route.reviews, settings, checkpoint, job="cold", on_released=released_to_gold)
     source = silver.bronze_readings(spark, lake, checkpoint=checkpoint)
     every = None if once else settings.pipeline.cold_trigger
     with scheduler_pool(spark, "cold"):

@@ -1,5 +1,11 @@
 """Silver layer: bronze telemetry deduplicated, registry-joined, in canonical units, checked by the
-data-quality rules, and routed to silver.telemetry, silver.quarantine and silver.dq_metrics."""
+data-quality rules, and routed to silver.telemetry, silver.quarantine and silver.dq_metrics.
+
+Each micro-batch, and once when the job starts, it then applies planners' new decisions from
+silver.quarantine_reviews (`review_apply`): review columns of silver.quarantine, and released
+readings appended once to silver.telemetry with `released_by` set. The gold job reads a released
+reading like any other: aggregated while its window is open, in gold.late_data once closed.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 from plantlake.adapters.checkpoint_sources import add_sources
 from plantlake.adapters.checkpoints import start_exclusive
 from plantlake.adapters.delta import (
+    add_missing_columns,
     append_unless_empty,
     read_delta,
     require_table,
@@ -39,6 +46,7 @@ from plantlake.core.contracts import (
     TableRef,
 )
 from plantlake.pipelines.jobs.fail_rules import raise_on_fail_rules
+from plantlake.pipelines.jobs.review_apply import ReviewApplier, apply_at_start
 from plantlake.pipelines.transforms.asset_registry import join_registry
 from plantlake.pipelines.transforms.dedup import KEY, dedup_batch, drop_seen
 from plantlake.pipelines.transforms.expectations import UNIT_RULE, Rule, load_rules
@@ -71,8 +79,13 @@ def silver_schema() -> StructType:
 
 
 def silver_rows(kept: DataFrame) -> DataFrame:
-    """Rows of silver.telemetry, columns in contract order and types, from kept checked rows."""
-    source = {"bronze_ingest_time": F.col("ingest_time"), "silver_time": F.current_timestamp()}
+    """Rows of silver.telemetry, columns in contract order and types, from kept checked rows
+    (`released_by` null: they passed the rules)."""
+    source = {
+        "bronze_ingest_time": F.col("ingest_time"),
+        "silver_time": F.current_timestamp(),
+        "released_by": F.lit(None),
+    }
     return kept.select(
         *(
             source.get(c.name, F.col(c.name)).cast(c.type).alias(c.name)
@@ -99,6 +112,7 @@ def quarantine_rows(held: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("reviewer"),
         F.lit(None).cast("timestamp").alias("decided_at"),
         F.lit(None).cast("string").alias("review_note"),
+        F.lit(None).cast("string").alias("review_decision_id"),
     )  # fmt: skip
 
 
@@ -131,7 +145,8 @@ def merge_rule_state(state: DataFrame, path: str, *, app_id: str, batch_id: int)
 
 @dataclass(frozen=True)
 class _BatchWriter:
-    """What one micro-batch needs: the lake, the rules, the reference tables (read at start)."""
+    """What one micro-batch needs: the lake, the rules, the reference tables (read at start),
+    and what applies planners' decisions."""
 
     spark: SparkSession
     lake: LakeSettings
@@ -139,6 +154,7 @@ class _BatchWriter:
     rules: tuple[Rule, ...]
     registry: DataFrame
     units: DataFrame
+    reviews: ReviewApplier
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         # Read the micro-batch from Delta once: its stats, dedup and the rule checks reuse it.
@@ -149,6 +165,12 @@ class _BatchWriter:
             batch.unpersist()
 
     def write(self, batch: DataFrame, batch_id: int) -> None:
+        """Route one micro-batch of bronze rows (persisted by the caller) to the silver tables,
+        then apply new quarantine decisions (each step is exactly once on its own)."""
+        self.route(batch, batch_id)
+        self.reviews.apply(label=f"silver batch {batch_id}")
+
+    def route(self, batch: DataFrame, batch_id: int) -> None:
         """Route one micro-batch of bronze rows (persisted by the caller) to the silver tables."""
         stats = first_row(
             batch.agg(
@@ -241,6 +263,15 @@ def _create_silver_table(spark: SparkSession, path: str) -> None:
     )
 
 
+def add_new_columns(spark: SparkSession, lake: LakeSettings) -> None:
+    """Give silver.telemetry and silver.quarantine of an older lake the nullable columns the
+    contract has gained since (released_by, review_decision_id), before anything writes them."""
+    for ref in (SILVER_TELEMETRY, SILVER_QUARANTINE):
+        path = ref.path(lake)
+        if table_exists(spark, path):
+            add_missing_columns(spark, path, ref.columns)
+
+
 def batch_writer(
     spark: SparkSession, lake: LakeSettings, *, checkpoint: str, rules: Sequence[Rule] | None
 ) -> _BatchWriter:
@@ -253,16 +284,20 @@ def batch_writer(
         require_table(spark, ref, lake, hint="Run `plantlake reference load` (reference "
                       "tables) or the bronze job first: the silver job reads it.")  # fmt: skip
     rules = load_rules() if rules is None else tuple(rules)
+    add_new_columns(spark, lake)
     _create_silver_table(spark, SILVER_TELEMETRY.path(lake))
     # Reference tables are small and change rarely: read once, so a batch reads no extra
     # snapshots; `plantlake reference load` takes effect when the job restarts.
+    registry = read_delta(spark, REFERENCE_ASSET_REGISTRY.path(lake)).cache()
+    units = read_delta(spark, REFERENCE_UNITS.path(lake)).cache()
     return _BatchWriter(
         spark=spark,
         lake=lake,
         app_id=f"silver:{writer_id(spark, checkpoint)}",
         rules=rules,
-        registry=read_delta(spark, REFERENCE_ASSET_REGISTRY.path(lake)).cache(),
-        units=read_delta(spark, REFERENCE_UNITS.path(lake)).cache(),
+        registry=registry,
+        units=units,
+        reviews=ReviewApplier(spark, lake, checkpoint=checkpoint, registry=registry, units=units),
     )
 
 
@@ -292,14 +327,18 @@ def run(
 ) -> StreamingQuery:
     """Start the silver query over bronze.telemetry and bronze.edge_features; `once` processes what is available and stops.
 
-    `rules` defaults to the rule files in expectations/ (`load_rules()`).
+    `rules` defaults to the rule files in expectations/ (`load_rules()`). New quarantine
+    decisions are applied before the query starts, then with every micro-batch.
 
-    Raises SourceError when bronze or the reference tables are missing, and ExpectationConfigError
-    on bad rule files; a failing `fail` rule stops the query with ExpectationFailed's message.
+    Raises SourceError when bronze or the reference tables are missing, ExpectationConfigError
+    on bad rule files, and CheckpointBusy when another silver job holds the checkpoint; a failing
+    `fail` rule stops the query with ExpectationFailed's message.
     """
     lake = settings.lake
     checkpoint = lake.checkpoint_path("silver")
     write_batch = batch_writer(spark, lake, checkpoint=checkpoint, rules=rules)
+    # Decisions wait for no bronze row: availableNow with nothing new runs no batch.
+    apply_at_start(write_batch.reviews, settings, checkpoint, job="silver")
     source = bronze_readings(spark, lake, checkpoint=checkpoint)
     every = None if once else settings.pipeline.silver_trigger
     with scheduler_pool(spark, "silver"):
