@@ -14,7 +14,24 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+# The browser tests drive Debian's chromium (Playwright cannot download a browser here).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
+	test -x $(CHROMIUM)
+
+# promtool checks and unit-tests the shipped Prometheus alert rules (infra/prometheus/).
+PROMTOOL ?= /usr/bin/promtool
+
+$(PROMTOOL):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus
+	test -x $(PROMTOOL)
+
+setup: $(VENV)/.installed $(CHROMIUM) $(PROMTOOL)
 
 install: setup
 	$(PLANTLAKE) install

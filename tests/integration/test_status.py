@@ -26,6 +26,7 @@ def test_status_json_reports_every_service_up(settings):
         "kafka",
         "mosquitto",
         "mlflow",
+        "workbench",
         "spark-master",
         "spark-worker",
     ]

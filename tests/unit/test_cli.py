@@ -50,6 +50,7 @@ def test_status_json_reports_down_services_and_exit_code(tmp_path):
         "PLANTLAKE_MQTT__PORT": "3",
         "PLANTLAKE_MLFLOW__PORT": "4",
         "PLANTLAKE_SPARK__MASTER_WEBUI_PORT": "5",
+        "PLANTLAKE_WORKBENCH__PORT": "6",
     }
     result = _plantlake("status", "--json", env=env)
     assert result.returncode == 1
@@ -60,6 +61,7 @@ def test_status_json_reports_down_services_and_exit_code(tmp_path):
         "kafka",
         "mosquitto",
         "mlflow",
+        "workbench",
         "spark-master",
         "spark-worker",
     }

@@ -3,6 +3,7 @@ job into Delta on MinIO, and what landed, read back."""
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plantlake.app.edge_sources import edge_window_features
@@ -219,15 +221,67 @@ def run_demo(
         from plantlake.app.demo_ml import run_ml_demo
 
         run_ml_demo(spark, settings, console)
+    waiting = open_quarantine(spark, settings)
     spark.stop()
     protocols = {row.source_protocol for row in summary}
     expected = {"opcua", "modbus", "sparkplug"}
+    code = 0
     if not expected <= protocols or len(dead) != 1:
         console.print(f"[red]expected rows from {sorted(expected)} and 1 dead letter; "
                       f"found {sorted(protocols)} and {len(dead)}[/]")  # fmt: skip
-        return 1
-    total = sum(row.rows for row in summary)
-    console.print(
-        f"[green]{total} readings from {len(protocols)} protocols landed in bronze on the lake.[/]"
-    )
-    return 0
+        code = 1
+    else:
+        total = sum(row.rows for row in summary)
+        console.print(
+            f"[green]{total} readings from {len(protocols)} protocols landed in bronze on the lake.[/]"
+        )
+    print_workbench(settings, console, waiting=waiting)
+    return code
+
+
+def open_quarantine(spark, settings: Settings) -> int | None:
+    """Quarantined readings no planner has decided on yet; None before silver made the table."""
+    from plantlake.adapters.delta import read_delta, table_exists
+    from plantlake.core.contracts import SILVER_QUARANTINE
+
+    path = SILVER_QUARANTINE.path(settings.lake)
+    if not table_exists(spark, path):
+        return None
+    return read_delta(spark, path).where("review_status = 'open'").count()
+
+
+def print_workbench(settings: Settings, console: Console, *, waiting: int | None) -> None:
+    """Where the planners' workbench is, how to log in, and what waits there for review."""
+    from plantlake.app.local_secrets import workbench_logins_file
+    from plantlake.services.workbench import WorkbenchService
+
+    service = WorkbenchService(settings)
+    url = service.endpoint()
+    running = service.health().up
+    state = "" if running else " [yellow](not running: `plantlake up workbench` starts it)[/]"
+    console.print(f"\n[bold]The planners' workbench:[/] {url}{state}")
+    users = settings.workbench.users
+    logins_file = workbench_logins_file(settings.home)
+    try:
+        generated = json.loads(logins_file.read_text())
+    except (OSError, ValueError):
+        generated = {}
+    # Only the generated logins the settings still hold (a site may have set its own users).
+    logins = {name: pw for name, pw in generated.items() if name in users}
+    for name, password in logins.items():
+        role = users[name].role
+        what = "decides" if role == "planner" else "reads only"
+        console.print(
+            f"  log in as [bold]{escape(name)}[/] / {escape(password)}  ({role}: {what})",
+            highlight=False,
+        )
+    if not logins:
+        console.print(
+            f"  log in as one of your users: {escape(', '.join(sorted(users)))}" if users else
+            "  no workbench users are set: `plantlake up` generates a planner and a viewer "
+            f"(passwords in {logins_file}); `plantlake app-password NAME --role planner` "
+            "prints the settings for your own",
+            highlight=False,
+        )  # fmt: skip
+    if waiting is not None:
+        console.print(f"  {waiting} quarantined readings wait for review at {url}/quarantine")

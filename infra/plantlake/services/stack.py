@@ -22,13 +22,16 @@ from plantlake.services.minio import MinioService
 from plantlake.services.mlflow_server import MlflowService
 from plantlake.services.mosquitto import MosquittoService
 from plantlake.services.spark_cluster import SparkMasterService, SparkWorkerService
+from plantlake.services.workbench import WorkbenchService
 
-# Start order: MLflow keeps artifacts in MinIO; the worker registers with the master.
+# Start order: MLflow keeps artifacts in MinIO; the workbench reads the lake in MinIO (and needs
+# no Spark); the worker registers with the master.
 ORDER: tuple[type[Service], ...] = (
     MinioService,
     KafkaService,
     MosquittoService,
     MlflowService,
+    WorkbenchService,
     SparkMasterService,
     SparkWorkerService,
 )

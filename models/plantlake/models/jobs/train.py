@@ -1,13 +1,17 @@
 """`plantlake models train`: build a point-in-time training set, train, log and register (models).
 
-Reads gold.features and silver.maintenance_events as of a cutoff, builds the training set
-(models.training_set), keeps it in gold.training_sets under this training's id, trains the
-failure predictor (gradient-boosted trees) and the anomaly detector (Isolation Forest, fitted on
-healthy rows), measures both and the baselines (static limits, rolling z-score, ISO 10816
-zones) on the time-split holdout, every method thresholded at the same alert budget, and logs each to MLflow with its parameters, metrics, signature, input example, the training set as
-its dataset, and lineage (the Delta version of every input table, the cutoff). Both models are
-registered and their new versions get the alias `challenger`; `plantlake models promote` decides
-whether a challenger becomes `champion`.
+Reads gold.features and silver.maintenance_events as of a cutoff, and planners' verdicts on work
+orders (gold.work_order_feedback) when the workbench has written any. Builds the training set
+(models.training_set: the verdicts change labels by its documented rule, and the run reports how
+many) and keeps it in gold.training_sets under this training's id. Trains the failure predictor
+(gradient-boosted trees) and the anomaly detector (Isolation Forest, fitted on healthy rows),
+measures both and the baselines (static limits, rolling z-score, ISO 10816 zones) on the
+time-split holdout, every method thresholded at the same alert budget, against the CMMS failures
+alone (so no model is scored on the alarms of the model that raised the orders), and logs each to
+MLflow with its parameters, metrics, signature, input example, the training set as its dataset,
+and lineage (the Delta version of every input table, the cutoff). Both models are registered and
+their new versions get the alias `challenger`; `plantlake models promote` decides whether a
+challenger becomes `champion`.
 """
 
 from __future__ import annotations
@@ -22,11 +26,16 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from rich.console import Console
 
-from plantlake.adapters.delta import delta_version, read_delta, require_table
+from plantlake.adapters.delta import delta_version, read_delta, require_table, table_exists
 from plantlake.adapters.mlflow_tracking import use_tracking_server
 from plantlake.core.clock import iso_ms
 from plantlake.core.config import ModelSettings, Settings
-from plantlake.core.contracts import GOLD_FEATURES, GOLD_TRAINING_SETS, SILVER_MAINTENANCE_EVENTS
+from plantlake.core.contracts import (
+    GOLD_FEATURES,
+    GOLD_TRAINING_SETS,
+    GOLD_WORK_ORDER_FEEDBACK,
+    SILVER_MAINTENANCE_EVENTS,
+)
 from plantlake.core.errors import SourceError
 from plantlake.models.jobs.evaluation_report import method_table
 from plantlake.models.logic.budget_evaluation import MethodResult, outcomes_at_budget, summarize
@@ -35,11 +44,16 @@ from plantlake.models.logic.evaluation import AlertQuality, alert_quality, budge
 from plantlake.models.logic.methods import STATIC_LIMITS, baseline_method_scores
 from plantlake.models.logic.training_set import (
     EVENT,
+    FEEDBACK_COLUMNS,
     INGEST,
     TRAIN,
     VALIDATION,
+    LabelChanges,
     LabelPolicy,
     build_training_set,
+    feedback_labels,
+    label_changes,
+    labelled_set,
 )
 from plantlake.models.pyfunc import ANOMALY, FAILURE, RiskScoreModel
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS, FEATURE_VERSION
@@ -49,11 +63,18 @@ CHALLENGER = "challenger"
 MIN_FAILURES = 2  # per split: fewer cannot say anything about recall
 
 
+def no_feedback() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="int64" if name.endswith("_ms") else object)
+                         for name in ("feedback_id", *FEEDBACK_COLUMNS)})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TrainingInputs:
     features: pd.DataFrame
     events: pd.DataFrame
     versions: dict[str, int]  # table name -> Delta version read
+    # Planners' verdicts (gold.work_order_feedback); none before the workbench wrote any.
+    feedback: pd.DataFrame = field(default_factory=no_feedback)
 
 
 @dataclass
@@ -73,6 +94,7 @@ class TrainingReport:
     rows: dict[str, int]
     positives: dict[str, int]
     baseline: AlertQuality  # the static limits, thresholded at the alert budget like the models
+    feedback: LabelChanges | None = None  # what planners' verdicts changed, when there were any
     models: list[TrainedModel] = field(default_factory=list)
     # Every model and baseline at the alert budget, with bootstrap intervals over failures.
     comparison: list[MethodResult] = field(default_factory=list)
@@ -90,7 +112,8 @@ def policy_for(models: ModelSettings, *, as_of: str = EVENT) -> LabelPolicy:
 def read_inputs(
     spark: SparkSession, settings: Settings, *, cutoff_ms: int | None
 ) -> TrainingInputs:
-    """gold.features and silver.maintenance_events (pandas) at their current Delta versions."""
+    """gold.features, silver.maintenance_events and, when the workbench has written it,
+    gold.work_order_feedback (pandas), at their current Delta versions."""
     lake = settings.lake
     hints = {
         GOLD_FEATURES: "Run `plantlake pipeline run features --once` first.",
@@ -113,7 +136,16 @@ def read_inputs(
     if cutoff_ms is not None:
         features = features.where(F.col("feature_time_ms") <= cutoff_ms)
         events = events.where(F.col("event_time_ms") <= cutoff_ms)
-    return TrainingInputs(features.toPandas(), events.toPandas(), versions)
+    feedback = no_feedback()
+    path = GOLD_WORK_ORDER_FEEDBACK.path(lake)
+    if table_exists(spark, path):
+        versions[GOLD_WORK_ORDER_FEEDBACK.name] = delta_version(spark, path)
+        verdicts = read_delta(spark, path, version=versions[GOLD_WORK_ORDER_FEEDBACK.name])
+        verdicts = verdicts.select("feedback_id", *FEEDBACK_COLUMNS)
+        if cutoff_ms is not None:
+            verdicts = verdicts.where(F.col("decided_at_ms") <= cutoff_ms)
+        feedback = verdicts.toPandas()
+    return TrainingInputs(features.toPandas(), events.toPandas(), versions, feedback)
 
 
 def labelled_rows(
@@ -121,14 +153,46 @@ def labelled_rows(
 ) -> pd.DataFrame:
     """The training set of `inputs` as of `cutoff_ms`, split as the settings say (train and
     promotion build their sets here, so a holdout means the same thing to both)."""
-    features = inputs.features
-    if policy.as_of == INGEST:
-        features = features[features["knowable_at_ms"] <= cutoff_ms]
     return build_training_set(
-        features, inputs.events, policy=policy, observed_until_ms=cutoff_ms,
-        validation_fraction=models.validation_fraction,
-        gap_ms=int(models.split_gap_hours * 3_600_000),
+        _known_features(inputs, policy, cutoff_ms), inputs.events, policy=policy,
+        observed_until_ms=cutoff_ms, validation_fraction=models.validation_fraction,
+        gap_ms=int(models.split_gap_hours * 3_600_000), feedback=inputs.feedback,
     )  # fmt: skip
+
+
+def _known_features(inputs: TrainingInputs, policy: LabelPolicy, cutoff_ms: int) -> pd.DataFrame:
+    if policy.as_of == INGEST:
+        return inputs.features[inputs.features["knowable_at_ms"] <= cutoff_ms]
+    return inputs.features
+
+
+def feedback_effect(
+    inputs: TrainingInputs, *, policy: LabelPolicy, cutoff_ms: int, console: Console
+) -> LabelChanges | None:
+    """How many labels planners' verdicts changed (against the CMMS alone), printed; None when
+    there are no verdicts."""
+    if inputs.feedback.empty:
+        return None
+    features = _known_features(inputs, policy, cutoff_ms)
+    extra = feedback_labels(
+        inputs.feedback, inputs.events, horizon_ms=policy.horizon_ms, observed_until_ms=cutoff_ms
+    )
+    changes = label_changes(
+        labelled_set(features, inputs.events, policy=policy, observed_until_ms=cutoff_ms),
+        labelled_set(features, inputs.events, policy=policy, observed_until_ms=cutoff_ms,
+                     feedback=inputs.feedback),
+    )  # fmt: skip
+    judged = ", ".join(
+        f"{n} {verdict.replace('_', ' ')}" for verdict, n in sorted(extra.verdicts.items())
+    )
+    console.print(
+        f"planner feedback ({GOLD_WORK_ORDER_FEEDBACK.name}): {sum(extra.verdicts.values())} work "
+        f"orders judged ({judged or 'none by the cutoff'}), {len(extra.events) // 2} done counted as "
+        f"failures, {extra.done_in_cmms} already in the CMMS; it changed {changes.changed} labels "
+        f"({changes.positives} to positive, {changes.negatives} confirmed negative"
+        f"{f', {changes.removed} left out' if changes.removed else ''})"
+    )
+    return changes
 
 
 def _check_enough(rows: pd.DataFrame, events: pd.DataFrame) -> None:
@@ -166,6 +230,7 @@ def train_models(
         )
     cutoff = int(cutoff_ms if cutoff_ms is not None else inputs.features["feature_time_ms"].max())
     rows = labelled_rows(inputs, models, policy=policy, cutoff_ms=cutoff)
+    changes = feedback_effect(inputs, policy=policy, cutoff_ms=cutoff, console=console)
     _check_enough(rows, inputs.events)
     train, holdout = rows[rows["split"] == TRAIN], rows[rows["split"] == VALIDATION]
     failures = inputs.events[inputs.events["event"] == "failure"]
@@ -184,6 +249,7 @@ def train_models(
         training_set_id=set_id, cutoff_ms=cutoff,
         rows={TRAIN: len(train), VALIDATION: len(holdout)},
         positives={TRAIN: int(train["label"].sum()), VALIDATION: int(holdout["label"].sum())},
+        feedback=changes,
         baseline=alert_quality(holdout.assign(score=base), failures,
                                threshold=budget_threshold(base, models.alert_budget),
                                horizon_ms=policy.horizon_ms),
@@ -197,6 +263,7 @@ def train_models(
         "training_cutoff_ms": str(cutoff),
         "training_set_id": set_id,
         "feature_version": FEATURE_VERSION,
+        "feedback_labels_changed": str(changes.changed if changes else 0),
     }
     for kind, name, fit in (
         (FAILURE, models.failure_model, fit_failure_model),

@@ -6,6 +6,22 @@ the maximum staleness. With `as_of="ingest"` the row must also have been *knowab
 reading it used had arrived, `knowable_at_ms <= t`), so a late correction cannot leak into the
 past. Labels whose horizon reaches past what the CMMS export has observed are left out (they are
 not negative, just unknown yet), and so are label times while the asset is down for repair.
+
+Planners' verdicts on work orders (gold.work_order_feedback) are a second label source, applied
+by one rule (`feedback_labels`), as of the cutoff (a verdict decided later is not used), with
+each order's latest verdict counting:
+- `done`: the planner found the fault and fixed it. That is a failure the CMMS would otherwise
+  never show (it was caught before the breakdown): a failure event of the order's asset and
+  mode at `decided_at`, with the repair at the same instant (the asset is not down), so the
+  label times in [decided_at - horizon, decided_at) become positive. Unless the CMMS records a
+  failure of that asset within the horizon around it: then it is the same fault, counted once.
+- `false_alarm`: the planner looked and found the asset healthy, i.e. no failure within the
+  horizon after `decided_at`. Every label time t in [decided_at - horizon, decided_at] therefore
+  has a known label 0 as long as the CMMS shows no failure in (t, decided_at], so such times are
+  kept even where the CMMS alone leaves them unknown (their horizon reaches past the cutoff:
+  the most recent rows, the ones a model alarmed on). An observed CMMS failure always wins over
+  a verdict: the label stays what the CMMS says.
+- `acknowledged` changes nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from plantlake.core.contracts import DONE, FALSE_ALARM
 from plantlake.core.errors import ConfigError
 from plantlake.pipelines.transforms.features import FEATURE_COLUMNS
 
 EVENT, INGEST = "event", "ingest"
+# What the builder needs of gold.work_order_feedback.
+FEEDBACK_COLUMNS = ("work_order_id", "asset", "failure_mode", "verdict", "decided_at_ms")
 TRAIN, VALIDATION = "train", "validation"
 
 
@@ -52,14 +71,20 @@ def label_times(features: pd.DataFrame, *, every_ms: int, until_ms: int) -> pd.D
 
 
 def failure_labels(
-    times: pd.DataFrame, events: pd.DataFrame, *, horizon_ms: int, observed_until_ms: int
+    times: pd.DataFrame,
+    events: pd.DataFrame,
+    *,
+    horizon_ms: int,
+    observed_until_ms: int,
+    healthy: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Label each (asset, label_time_ms): 1 when a failure follows within (t, t + horizon].
 
     `events`: silver.maintenance_events rows (asset, event, failure_mode, event_time_ms).
     Adds label, failure_mode (of that failure), time_to_failure_h; drops label times whose
     horizon ends after `observed_until_ms` and those while the asset is down (from a failure
-    to the repair after it).
+    to the repair after it). `healthy` (asset, from_ms, to_ms) spans, from false alarms, keep
+    the label times inside them that no observed failure follows within the horizon, as 0.
     """
     out = []
     for asset, rows in times.groupby("asset"):
@@ -77,7 +102,10 @@ def failure_labels(
         mode = np.concatenate([np.asarray(modes, dtype=object), np.array([None], dtype=object)])[
             nxt
         ]
-        keep = (t + horizon_ms <= observed_until_ms) & ~_down(t, f_times, repairs)
+        down = _down(t, f_times, repairs)
+        keep = (t + horizon_ms <= observed_until_ms) & ~down
+        if healthy is not None:
+            keep |= (label == 0) & _inside(t, healthy[healthy["asset"] == asset]) & ~down
         frame = pd.DataFrame(
             {
                 "asset": asset,
@@ -101,6 +129,109 @@ def _down(t: np.ndarray, failures: np.ndarray, repairs: np.ndarray) -> np.ndarra
         fixed = repairs[repairs >= failures[last[i]]]
         down[i] = len(fixed) == 0 or t[i] < fixed[0]
     return down
+
+
+def _inside(t: np.ndarray, spans: pd.DataFrame) -> np.ndarray:
+    """Whether each time lies in one of the [from_ms, to_ms] spans (few: one per verdict)."""
+    lo = spans["from_ms"].to_numpy(dtype=np.int64)
+    hi = spans["to_ms"].to_numpy(dtype=np.int64)
+    return ((t[:, None] >= lo) & (t[:, None] <= hi)).any(axis=1)
+
+
+@dataclass(frozen=True)
+class FeedbackLabels:
+    """What planners' verdicts add to the CMMS ground truth as of a cutoff (module doc)."""
+
+    events: pd.DataFrame  # failure + repair rows of `done` verdicts that the CMMS lacks
+    healthy: pd.DataFrame  # (asset, from_ms, to_ms): label times a false alarm makes known 0
+    verdicts: dict[str, int]  # each order's latest verdict by the cutoff, counted by verdict
+    done_in_cmms: int  # `done` verdicts the CMMS already records (counted once, as the CMMS's)
+
+
+def latest_verdicts(feedback: pd.DataFrame, *, until_ms: int) -> pd.DataFrame:
+    """Each work order's latest verdict decided at or before `until_ms`.
+
+    A planner may change their mind (acknowledged, then done); a verdict decided after the
+    cutoff was not known then, so a training set rebuilt later for the same cutoff is the same.
+    """
+    known = feedback[feedback["decided_at_ms"] <= until_ms]
+    # feedback_id breaks ties between verdicts of the same millisecond, so reruns agree.
+    by = ["decided_at_ms", "feedback_id"] if "feedback_id" in known.columns else ["decided_at_ms"]
+    ordered = known.sort_values(by, kind="stable")
+    return ordered.drop_duplicates("work_order_id", keep="last").reset_index(drop=True)
+
+
+def feedback_labels(
+    feedback: pd.DataFrame, events: pd.DataFrame, *, horizon_ms: int, observed_until_ms: int
+) -> FeedbackLabels:
+    """The rule by which verdicts change labels (see the module doc).
+
+    `feedback`: gold.work_order_feedback rows (FEEDBACK_COLUMNS, optionally feedback_id).
+    `events`: the CMMS's silver.maintenance_events rows.
+    """
+    latest = latest_verdicts(feedback, until_ms=observed_until_ms)
+    cmms = events[(events["event"] == "failure") & (events["event_time_ms"] <= observed_until_ms)]
+    done = latest[latest["verdict"] == DONE]
+    same_fault = np.array(
+        [
+            ((cmms["asset"] == asset) & ((cmms["event_time_ms"] - at).abs() <= horizon_ms)).any()
+            for asset, at in zip(done["asset"], done["decided_at_ms"], strict=True)
+        ],
+        dtype=bool,
+    )
+    new = done[~same_fault]
+    # The repair at the same instant: found and fixed, so the asset was never down.
+    added = pd.DataFrame(
+        {
+            "asset": np.repeat(new["asset"].to_numpy(dtype=object), 2),
+            "event": np.tile(np.array(["failure", "repair"], dtype=object), len(new)),
+            "failure_mode": np.repeat(new["failure_mode"].to_numpy(dtype=object), 2),
+            "event_time_ms": np.repeat(new["decided_at_ms"].to_numpy(dtype=np.int64), 2),
+        }
+    )
+    false = latest[latest["verdict"] == FALSE_ALARM]
+    healthy = pd.DataFrame(
+        {
+            "asset": false["asset"].astype(object),
+            "from_ms": false["decided_at_ms"].astype("int64") - horizon_ms,
+            "to_ms": false["decided_at_ms"].astype("int64"),
+        }
+    ).reset_index(drop=True)
+    return FeedbackLabels(
+        events=added,
+        healthy=healthy,
+        verdicts={str(k): int(v) for k, v in latest["verdict"].value_counts().items()},
+        done_in_cmms=int(same_fault.sum()),
+    )
+
+
+@dataclass(frozen=True)
+class LabelChanges:
+    """How a labelled set with feedback differs from the CMMS-only one, per (asset, time)."""
+
+    positives: int  # rows labelled 1 that were 0 or unknown
+    negatives: int  # rows labelled 0 that were 1 or unknown
+    removed: int  # rows feedback made unknown
+
+    @property
+    def changed(self) -> int:
+        return self.positives + self.negatives + self.removed
+
+
+def label_changes(before: pd.DataFrame, after: pd.DataFrame) -> LabelChanges:
+    """Compare two labelled frames (asset, label_time_ms, label) row by row."""
+    key = ["asset", "label_time_ms"]
+    both = pd.merge(
+        before[[*key, "label"]], after[[*key, "label"]], on=key, how="outer",
+        suffixes=("_before", "_after"),
+    )  # fmt: skip
+    was, now = both["label_before"], both["label_after"]
+    moved = now.notna() & (was.isna() | (was != now))
+    return LabelChanges(
+        positives=int((moved & (now == 1)).sum()),
+        negatives=int((moved & (now == 0)).sum()),
+        removed=int((was.notna() & now.isna()).sum()),
+    )
 
 
 def point_in_time_join(
@@ -149,6 +280,33 @@ def time_split(rows: pd.DataFrame, *, validation_fraction: float, gap_ms: int) -
     return rows.assign(split=split)[split != ""].reset_index(drop=True)
 
 
+def labelled_set(
+    features: pd.DataFrame,
+    events: pd.DataFrame,
+    *,
+    policy: LabelPolicy,
+    observed_until_ms: int,
+    feedback: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Labels (from the CMMS, and planners' verdicts when `feedback` is given) joined point in
+    time to their features; not yet split."""
+    times = label_times(features, every_ms=policy.every_ms, until_ms=observed_until_ms)
+    healthy = None
+    if feedback is not None and len(feedback):
+        extra = feedback_labels(
+            feedback, events, horizon_ms=policy.horizon_ms, observed_until_ms=observed_until_ms
+        )
+        events = (
+            pd.concat([events, extra.events], ignore_index=True) if len(extra.events) else events
+        )
+        healthy = extra.healthy
+    labels = failure_labels(
+        times, events, horizon_ms=policy.horizon_ms, observed_until_ms=observed_until_ms,
+        healthy=healthy,
+    )  # fmt: skip
+    return point_in_time_join(labels, features, policy=policy)
+
+
 def build_training_set(
     features: pd.DataFrame,
     events: pd.DataFrame,
@@ -157,11 +315,10 @@ def build_training_set(
     observed_until_ms: int,
     validation_fraction: float,
     gap_ms: int,
+    feedback: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Labels → point-in-time features → time split, in one call (what `models train` uses)."""
-    times = label_times(features, every_ms=policy.every_ms, until_ms=observed_until_ms)
-    labels = failure_labels(
-        times, events, horizon_ms=policy.horizon_ms, observed_until_ms=observed_until_ms
+    rows = labelled_set(
+        features, events, policy=policy, observed_until_ms=observed_until_ms, feedback=feedback
     )
-    rows = point_in_time_join(labels, features, policy=policy)
     return time_split(rows, validation_fraction=validation_fraction, gap_ms=gap_ms)
