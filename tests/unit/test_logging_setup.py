@@ -100,3 +100,10 @@ def test_the_cli_option_and_its_variable_set_the_level(monkeypatch, tmp_path):
     assert logging.getLogger().level == logging.ERROR
     refused = runner.invoke(app, ["--log-level", "chatty", "export", "x"])
     assert refused.exit_code == 2 and "chatty" in refused.output
+
+
+def test_status_lines_are_stamped_as_log_lines_are():
+    from plantlake.core.logging_setup import utc_stamp
+
+    assert utc_stamp(1_796_398_445.123) == "2026-12-04T15:34:05.123Z"
+    assert utc_stamp().endswith("Z") and len(utc_stamp()) == len("2026-11-27T15:04:05.123Z")

@@ -125,8 +125,8 @@ def test_the_demo_ends_with_the_url_a_login_and_the_readings_waiting(home, serve
     workbench_logins_file(home).write_text(
         '{"planner": "pw-[one]", "viewer": "pw-two", "old": "x"}'
     )
-    console = Console(record=True, width=200)
-    print_workbench(settings, console, waiting=7)
+    console = Console(record=True, width=400)
+    print_workbench(settings, console, waiting=7, history_lake="s3a://plantlake/demo-ml/abc")
     said = console.export_text()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     assert f"workbench: {url}\n" in said  # answering: no "not running" hint
@@ -134,6 +134,9 @@ def test_the_demo_ends_with_the_url_a_login_and_the_readings_waiting(home, serve
     assert "viewer / pw-two  (viewer: reads only)" in said
     assert "old" not in said  # a login the settings no longer hold
     assert f"7 quarantined readings wait for review at {url}/quarantine" in said
+    # The month of history's work orders live in a lake of their own: how to browse them.
+    port = server.server_address[1] + 1
+    assert f"`PLANTLAKE_LAKE__ROOT=s3a://plantlake/demo-ml/abc plantlake app --port {port}`" in said
 
 
 def test_the_demo_says_how_to_get_a_login_when_there_is_none(home):

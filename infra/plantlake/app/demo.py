@@ -217,10 +217,11 @@ def run_demo(
     for row in dead:
         console.print(f"bronze.dead_letter holds the malformed record: [yellow]{row.reason}[/]")
     _silver_and_gold(spark, settings, console, started_ms=started_ms)
+    history_lake = None
     if ml:
         from plantlake.app.demo_ml import run_ml_demo
 
-        run_ml_demo(spark, settings, console)
+        history_lake = run_ml_demo(spark, settings, console)
     waiting = open_quarantine(spark, settings)
     spark.stop()
     protocols = {row.source_protocol for row in summary}
@@ -235,7 +236,7 @@ def run_demo(
         console.print(
             f"[green]{total} readings from {len(protocols)} protocols landed in bronze on the lake.[/]"
         )
-    print_workbench(settings, console, waiting=waiting)
+    print_workbench(settings, console, waiting=waiting, history_lake=history_lake)
     return code
 
 
@@ -250,8 +251,11 @@ def open_quarantine(spark, settings: Settings) -> int | None:
     return read_delta(spark, path).where("review_status = 'open'").count()
 
 
-def print_workbench(settings: Settings, console: Console, *, waiting: int | None) -> None:
-    """Where the planners' workbench is, how to log in, and what waits there for review."""
+def print_workbench(
+    settings: Settings, console: Console, *, waiting: int | None, history_lake: str | None = None
+) -> None:
+    """Where the planners' workbench is, how to log in, and what waits there for review; and how
+    to browse the work orders of the demo's month of history, which has a lake of its own."""
     from plantlake.app.local_secrets import workbench_logins_file
     from plantlake.services.workbench import WorkbenchService
 
@@ -285,3 +289,12 @@ def print_workbench(settings: Settings, console: Console, *, waiting: int | None
         )  # fmt: skip
     if waiting is not None:
         console.print(f"  {waiting} quarantined readings wait for review at {url}/quarantine")
+    if history_lake is not None:
+        port = settings.workbench.port + 1
+        console.print(
+            f"  the month of history's work orders are in the lake {history_lake}; browse them "
+            f"with `PLANTLAKE_LAKE__ROOT={history_lake} plantlake app --port {port}` "
+            f"(same logins, http://{settings.workbench.host}:{port}/work-orders)",
+            highlight=False,
+            soft_wrap=True,
+        )

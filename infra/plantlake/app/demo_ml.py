@@ -39,8 +39,10 @@ def _step(console: Console, what: str, began: float) -> float:
     return now
 
 
-def run_ml_demo(spark, settings: Settings, console: Console) -> int:
-    """History → bronze → silver → CMMS → features → train → promote → score → work orders."""
+def run_ml_demo(spark, settings: Settings, console: Console) -> str:
+    """History → bronze → silver → CMMS → features → train → promote → score → work orders.
+
+    Returns the root of the lake of its own that it wrote (its work orders are there)."""
     from pyspark.sql import functions as F
 
     from plantlake.adapters.batch_errors import await_query
@@ -110,4 +112,4 @@ def run_ml_demo(spark, settings: Settings, console: Console) -> int:
         console.print(table)
     champions = sum(d.promoted for d in decisions)
     console.print(f"[green]{champions} of {len(decisions)} challengers promoted to champion.[/]")
-    return 0
+    return ml.lake.root

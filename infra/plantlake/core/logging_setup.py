@@ -22,6 +22,14 @@ DEFAULT_LEVEL: Level = "warning"
 CHATTY = ("py4j", "urllib3", "botocore", "asyncio", "matplotlib", "PIL")
 
 
+def utc_stamp(epoch_s: float | None = None) -> str:
+    """`epoch_s` (default: now) as the log lines stamp it: 2026-11-27T15:04:05.123Z. Status lines
+    that long-running processes print (not log) start with it too."""
+    epoch_s = time.time() if epoch_s is None else epoch_s
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
+    return f"{stamp}.{int(epoch_s * 1000) % 1000:03d}Z"
+
+
 class UtcFormatter(logging.Formatter):
     """ISO 8601 UTC timestamps to the millisecond, with a `Z`."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from plantlake.core.config import Settings
+from plantlake.core.logging_setup import utc_stamp
 from plantlake.ingest.buffer import Outbox
 from plantlake.ingest.buffered_sink import BufferedSink, sheddable_topics
 from plantlake.ingest.edge_filter import EdgeFilter
@@ -47,7 +48,7 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
                                                        stop, report_every_s), daemon=True)  # fmt: skip
     reporter.start()
     pending, _ = outbox.pending()
-    console.print(f"{name}: edge process started (buffer {outbox.path}, {pending} waiting from before, "
+    console.print(f"{utc_stamp()} {name}: edge process started (buffer {outbox.path}, {pending} waiting from before, "
                   f"filters {edge_filter.config.version})")  # fmt: skip
     try:
         source(sink, stop)
@@ -64,7 +65,7 @@ def run_edge(settings: Settings, name: str, source: Source, console: Console, *,
             f", {s.dead_letters} refused by Kafka and kept as dead letters" if s.dead_letters else "",
             f", {s.resent} to go again that Kafka may already have" if s.resent else "",
         ))  # fmt: skip
-        console.print(f"{name}: stopped; {s.sent} records sent to Kafka{extra}, "
+        console.print(f"{utc_stamp()} {name}: stopped; {s.sent} records sent to Kafka{extra}, "
                       f"{left} kept in the buffer")  # fmt: skip
         outbox.close()
 
@@ -113,5 +114,5 @@ def _report(name, outbox, forwarder, edge_filter, console, stop, every) -> None:
             if pending and forwarder.stats.last_error
             else ""
         )
-        console.print(f"{name}: sent {forwarder.stats.sent}, buffered {pending}{lag}; "
+        console.print(f"{utc_stamp()} {name}: sent {forwarder.stats.sent}, buffered {pending}{lag}; "
                       f"reduction {egress or 'n/a'}{error}")  # fmt: skip
