@@ -54,7 +54,7 @@ from plantlake.core.contracts import (
     SILVER_TELEMETRY,
 )
 from plantlake.core.topics import topic
-from plantlake.pipelines.jobs.twin_store import delta_rs_uri
+from plantlake.lake.tables import delta_uri
 from plantlake.pipelines.transforms.unit_conversion import unit_rows
 from plantlake.services.kafka import delete_prefixed_topics, ensure_topics
 from plantlake.services.minio import delta_rs_options
@@ -93,7 +93,7 @@ def write_reference(settings: Settings, sensors) -> None:
     )  # fmt: skip
     units = pa.Table.from_pylist(unit_rows())
     for ref, table in ((REFERENCE_ASSET_REGISTRY, registry), (REFERENCE_UNITS, units)):
-        uri = delta_rs_uri(ref.path(settings.lake))
+        uri = delta_uri(ref.path(settings.lake))
         write_deltalake(uri, table, mode="overwrite", storage_options=options)
 
 
@@ -240,7 +240,7 @@ def run_deployed(settings: Settings, sensors, args, log: Path) -> dict:
     print(f"  producer: {sent:,} readings in {elapsed:.0f} s ({sent / elapsed:,.0f}/s); "
           f"draining the cold path for up to {args.drain} s")  # fmt: skip
     options = delta_rs_options(settings)
-    silver_uri = delta_rs_uri(SILVER_TELEMETRY.path(settings.lake))
+    silver_uri = delta_uri(SILVER_TELEMETRY.path(settings.lake))
     drain_until, silver_rows = time.time() + args.drain, 0
     while time.time() < drain_until:
         try:
@@ -258,7 +258,7 @@ def run_deployed(settings: Settings, sensors, args, log: Path) -> dict:
     except subprocess.TimeoutExpired:
         os.killpg(up.pid, signal.SIGKILL)
     # Cross-check: the Delta log's own commit timestamps against the hot path's stamps.
-    twin = DeltaTable(delta_rs_uri(GOLD_TWIN_STATE.path(settings.lake)), storage_options=options)
+    twin = DeltaTable(delta_uri(GOLD_TWIN_STATE.path(settings.lake)), storage_options=options)
     log_ms = {h["version"]: h["timestamp"] for h in twin.history()}
     skew = [log_ms[v] - c for _, _, v, c in values if v in log_ms]
     silver = DeltaTable(silver_uri, storage_options=options).to_pyarrow_table(
@@ -286,7 +286,7 @@ def python_floor(settings: Settings, seconds: float, results) -> None:
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "fetch.wait.max.ms": 50})  # fmt: skip
     consumer.subscribe([topic("telemetry").name(settings.kafka.topic_prefix)])
-    uri = delta_rs_uri(f"{settings.lake.root}/floor/python_twin")
+    uri = delta_uri(f"{settings.lake.root}/floor/python_twin")
     options = delta_rs_options(settings)
     latest: dict = {}
     fresh: set = set()

@@ -9,6 +9,7 @@ import pytest
 
 from plantlake.core.contracts import SILVER_QUARANTINE_REVIEWS
 from plantlake.core.errors import SinkError
+from plantlake.lake.tables import delta_uri
 from plantlake.services.minio import s3_client
 from plantlake.workbench import review_store
 from plantlake.workbench.review_store import Decision, ReadingKey, ReviewStore
@@ -109,7 +110,7 @@ def test_concurrent_writers_lose_no_decision_and_insert_a_double_submit_once(rev
 
     from deltalake import DeltaTable
 
-    path = review_store.delta_uri(SILVER_QUARANTINE_REVIEWS.path(review_lake.lake))
+    path = delta_uri(SILVER_QUARANTINE_REVIEWS.path(review_lake.lake))
     table = DeltaTable(path, storage_options=review_store.store_options(review_lake))
     ids = table.to_pyarrow_table(columns=["decision_id"]).column(0).to_pylist()
     expected = {f"w{w}-{i}" for w in (1, 2) for i in range(PER_WRITER)} | {"shared"}

@@ -10,6 +10,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from plantlake.core.config import LakeSettings, Settings
 from plantlake.core.contracts import GOLD_WORK_ORDER_FEEDBACK, SILVER_QUARANTINE_REVIEWS
+from plantlake.lake.arrow_schema import contract_schema
 from plantlake.workbench import review_store
 from plantlake.workbench.review_store import (
     DecideResult,
@@ -19,7 +20,6 @@ from plantlake.workbench.review_store import (
     ReadingKey,
     ReviewStore,
     StaleDecision,
-    arrow_schema,
 )
 
 TOPIC = "plantlake.telemetry"
@@ -62,7 +62,7 @@ def test_a_decision_is_stored_with_the_contract_columns(store, settings):
     result = store.decide([decision("d1", 7, "note", note="wiring loose")])
     assert result == DecideResult(inserted=1, duplicates=0)
     table = DeltaTable(SILVER_QUARANTINE_REVIEWS.path(settings.lake))
-    assert table.schema().to_arrow() == arrow_schema(SILVER_QUARANTINE_REVIEWS)
+    assert table.schema().to_arrow() == contract_schema(SILVER_QUARANTINE_REVIEWS)
     (row,) = stored_rows(settings)
     assert row["decision_id"] == "d1"
     assert (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) == (TOPIC, 0, 7)
@@ -156,7 +156,7 @@ def _append_reviews(settings, rows):
         }
         for decision_id, offset, decided_at in rows
     ]
-    table = pa.Table.from_pylist(records, schema=arrow_schema(SILVER_QUARANTINE_REVIEWS))
+    table = pa.Table.from_pylist(records, schema=contract_schema(SILVER_QUARANTINE_REVIEWS))
     write_deltalake(SILVER_QUARANTINE_REVIEWS.path(settings.lake), table, mode="append")
 
 

@@ -27,7 +27,9 @@ from plantlake.core.contracts import (
     SILVER_QUARANTINE_REVIEWS,
     TableRef,
 )
-from plantlake.core.errors import ContractError, PlantlakeError, SinkError, SourceError
+from plantlake.core.errors import PlantlakeError, SinkError, SourceError
+from plantlake.lake.arrow_schema import contract_schema
+from plantlake.lake.tables import delta_uri
 from plantlake.services.minio import delta_rs_options
 
 log = logging.getLogger(__name__)
@@ -37,14 +39,6 @@ T = TypeVar("T")
 # so this bounds retries under contention, not progress (some writer always wins a round).
 COMMIT_ATTEMPTS = 30
 _BACKOFF_S = (0.01, 0.5)  # first and largest pause between attempts, jittered
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "int": pa.int32(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 _READING = ("kafka_topic", "kafka_partition", "kafka_offset")
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -129,22 +123,6 @@ def store_options(settings: Settings) -> dict[str, str]:
         "AWS_S3_ALLOW_UNSAFE_RENAME": "false",
         "AWS_CONDITIONAL_PUT": "etag",
     }
-
-
-def delta_uri(path: str) -> str:
-    """A lake path as delta-rs spells it (s3a:// is Hadoop's name for s3://)."""
-    return "s3://" + path.removeprefix("s3a://") if path.startswith("s3a://") else path
-
-
-def arrow_schema(ref: TableRef) -> pa.Schema:
-    """The contract's columns ("name type", Spark SQL names) as an Arrow schema."""
-    fields = []
-    for column in ref.columns:
-        name, kind = column.split(" ", 1)
-        if kind not in _ARROW_TYPES:
-            raise ContractError(f"{ref.name}.{name} has type {kind!r}, which has no Arrow type.")
-        fields.append(pa.field(name, _ARROW_TYPES[kind]))
-    return pa.schema(fields)
 
 
 class ReviewStore:
@@ -241,7 +219,7 @@ class ReviewStore:
     def feedback(self) -> pd.DataFrame:
         """Every stored verdict, oldest first (the contract's columns; empty before the first)."""
         table = self._open(GOLD_WORK_ORDER_FEEDBACK)
-        schema = arrow_schema(GOLD_WORK_ORDER_FEEDBACK)
+        schema = contract_schema(GOLD_WORK_ORDER_FEEDBACK)
         try:
             data = schema.empty_table() if table is None else table.to_pyarrow_table()
         except (OSError, DeltaError) as exc:
@@ -269,7 +247,7 @@ class ReviewStore:
         try:
             return DeltaTable.create(
                 self._uri(ref),
-                schema=arrow_schema(ref),
+                schema=contract_schema(ref),
                 mode="ignore",
                 name=ref.table,
                 description=ref.comment,
@@ -320,7 +298,7 @@ def _insert_new(table: DeltaTable, records: list[dict[str, Any]], ref: TableRef)
     the caller redoes everything on the new version.
     """
     (key,) = ref.key
-    source = pa.Table.from_pylist(records, schema=arrow_schema(ref))
+    source = pa.Table.from_pylist(records, schema=contract_schema(ref))
     metrics = (
         table.merge(
             source,

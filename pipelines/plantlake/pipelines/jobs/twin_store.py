@@ -13,6 +13,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from plantlake.core.contracts import TWIN_STATE_COLUMNS
 from plantlake.core.errors import SinkError, SourceError
+from plantlake.lake.tables import delta_uri
 from plantlake.pipelines.transforms.reading_checks import (
     Reference,
     SensorChecks,
@@ -37,16 +38,9 @@ _TIMES = {"event_time": "event_time_ms", "receive_time": "receive_time_ms",
           "status_since": "status_since_ms", "status_as_of": "status_as_of_ms"}  # fmt: skip
 
 
-def delta_rs_uri(path: str) -> str:
-    """A lake path as delta-rs spells it (s3a:// is Hadoop's name for s3://)."""
-    if path.startswith("s3a://"):
-        return "s3://" + path[len("s3a://") :]
-    return path
-
-
 def open_table(path: str, options: Mapping[str, str]) -> DeltaTable | None:
     try:
-        return DeltaTable(delta_rs_uri(path), storage_options=dict(options))
+        return DeltaTable(delta_uri(path), storage_options=dict(options))
     except TableNotFoundError:
         return None
 
@@ -120,7 +114,7 @@ def write_twin_share(
     Each hot-path member owns the Kafka partitions the consumer group gave it, and replaces only
     their rows, so members never overwrite each other. The first write creates the table.
     """
-    uri = delta_rs_uri(path)
+    uri = delta_uri(path)
     table = open_table(path, options)
     try:
         if table is None:
