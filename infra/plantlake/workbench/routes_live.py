@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from plantlake.core.clock import now_ms
 from plantlake.core.config import Settings
 from plantlake.core.errors import PlantlakeError
+from plantlake.ingest.buffer import read_pending
 from plantlake.workbench.auth import User
 from plantlake.workbench.deps import current_user, get_settings, render, tables_read
 from plantlake.workbench.live_views import (
@@ -63,23 +64,10 @@ def forwarder_statuses(settings: Settings) -> dict[str, tuple[dict | None, int |
 
 
 def buffer_pending(path: Path) -> tuple[int, int | None] | None:
-    """(records waiting, oldest creation ms) of an edge buffer, opened read-only so the page
-    never takes the edge's write lock; None when it cannot be read.
-
-    The same count as `plantlake.ingest.buffer.Outbox.pending`, whose constructor would create
-    and migrate tables (a write) on open.
-    """
+    """(records waiting, oldest creation ms) of an edge buffer, read without taking the edge's
+    write lock; None when it cannot be read."""
     try:
-        uri = f"{path.absolute().as_uri()}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2.0)) as db:
-            total, oldest, first = db.execute(
-                "SELECT SUM(count), MIN(created_ms), MIN(first_seq) FROM batch"
-            ).fetchone()
-            if not total:
-                return 0, None
-            row = db.execute("SELECT value FROM meta WHERE name = 'acked'").fetchone()
-            acked = int(row[0]) if row else 0
-            return int(total) - max(0, acked + 1 - int(first)), int(oldest)
+        return read_pending(path)
     except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
         log.debug("edge buffer %s not readable: %s", path, exc)
         return None

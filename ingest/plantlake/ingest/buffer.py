@@ -266,14 +266,29 @@ class Outbox:
     def pending(self) -> tuple[int, int | None]:
         """How many entries wait, and the creation time of the oldest."""
         with self._lock:
-            total, oldest, first = self._db.execute(
-                "SELECT SUM(count), MIN(created_ms), MIN(first_seq) FROM batch"
-            ).fetchone()  # fmt: skip
-            if not total:
-                return 0, None
-            acked_in_first = max(0, self._meta_int("acked") + 1 - first)
-        return total - acked_in_first, oldest
+            return _pending(self._db)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _pending(db: sqlite3.Connection) -> tuple[int, int | None]:
+    """(entries waiting, creation ms of the oldest) in a buffer database."""
+    total, oldest, first = db.execute(
+        "SELECT SUM(count), MIN(created_ms), MIN(first_seq) FROM batch"
+    ).fetchone()
+    if not total:
+        return 0, None
+    row = db.execute("SELECT value FROM meta WHERE name = 'acked'").fetchone()
+    acked_in_first = max(0, (int(row[0]) if row else 0) + 1 - first)
+    return total - acked_in_first, oldest
+
+
+def read_pending(path: Path) -> tuple[int, int | None]:
+    """`Outbox.pending` of the buffer at `path`, opened read-only: a monitor never takes the edge
+    process's write lock, and never creates or migrates the database as opening an Outbox does.
+    Raises sqlite3.Error when the file is not a readable buffer."""
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2.0)) as db:
+        return _pending(db)
