@@ -40,6 +40,10 @@ NOT_WRITTEN_HERE: Mapping[str, str] = {
     "gold.training_sets": "issue 5: `plantlake models train`, built elsewhere",
     "gold.predictions": "issue 5: `plantlake models score` / scoring, built elsewhere",
     "gold.work_orders": "issue 5: `plantlake models score` / scoring, built elsewhere",
+    "silver.quarantine_reviews": "issue 10: the workbench writes it through delta-rs; the silver "
+    "job reads it in Spark in tests/integration/test_workbench_browser.py",
+    "gold.work_order_feedback": "issue 10: the workbench writes it through delta-rs; the training "
+    "job reads it in Spark in tests/spark/test_feedback_read.py",
 }
 # Tables this run must leave non-empty (late_data too: round two sends late readings).
 NON_EMPTY = {
