@@ -307,6 +307,11 @@ class LakeSettings(_Section):
         }
 
 
+def delta_uri(path: str) -> str:
+    """A lake path as delta-rs spells it (s3a:// is Hadoop's name for s3://)."""
+    return "s3://" + path.removeprefix("s3a://") if path.startswith("s3a://") else path
+
+
 def local_checkpoint_root(home: Path, lake_root: str) -> str:
     """Checkpoints on local disk, in a folder of their lake's own: two lakes (a test's scratch
     lake and the plant's, say) never share a job's checkpoint. s3a://plantlake/x ->

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
-from plantlake.core.config import Settings
+from plantlake.core.config import Settings, delta_uri
 from plantlake.core.contracts import TABLES, TableRef
 from plantlake.core.errors import ContractError, SourceError
 from plantlake.services.minio import delta_rs_options
@@ -67,11 +67,6 @@ def table_ref(name: str) -> TableRef:
 def time_column(name: str) -> str | None:
     """The column `since`/`until` filter table `name` on (None: it has no time of its own)."""
     return TIME_COLUMNS.get(table_ref(name).name)
-
-
-def delta_uri(path: str) -> str:
-    """A lake path as delta-rs spells it (s3a:// is Hadoop's name for s3://)."""
-    return "s3://" + path[len("s3a://") :] if path.startswith("s3a://") else path
 
 
 def open_table(ref: TableRef, settings: Settings) -> tuple[str, DeltaTable | None]:

@@ -11,9 +11,9 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from plantlake.core.config import delta_uri
 from plantlake.core.contracts import TWIN_STATE_COLUMNS
 from plantlake.core.errors import SinkError, SourceError
-from plantlake.lake.tables import delta_uri
 from plantlake.pipelines.transforms.reading_checks import (
     Reference,
     SensorChecks,
