@@ -3,12 +3,12 @@ write gold.twin_state (the hot path is that table's only writer; no JVM involved
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Collection, Iterable, Mapping
 
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from arro3.core import Array as Arro3Array
+from deltalake import DeltaTable, QueryBuilder, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from plantlake.core.config import delta_uri
@@ -18,7 +18,6 @@ from plantlake.pipelines.transforms.reading_checks import (
     Reference,
     SensorChecks,
     build_reference,
-    epoch_ms,
 )
 from plantlake.pipelines.transforms.twin_fold import TwinRow
 
@@ -58,12 +57,25 @@ def read_reference(units_path: str, registry_path: str, options: Mapping[str, st
                 f"{name} is not a Delta table at {path}.",
                 hint="Run `plantlake reference load` first: the hot path reads it.",
             )
-        tables[name] = table.to_pyarrow_table().to_pylist()
+        tables[name] = _select(table).to_pylist()
     return build_reference(tables["reference.units"], tables["reference.asset_registry"])
 
 
-def _time(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+def _select(table: DeltaTable, where: str | None = None) -> pa.Table:
+    """The table's rows through delta-rs's own query engine, timestamps as epoch milliseconds.
+
+    Why not `to_pyarrow_table`: it goes through pyarrow.dataset, whose import pulls in pandas
+    (about 2 s), and so does turning zoned timestamps into Python datetimes. The hot path reads
+    on every start and assignment, where those seconds are seconds of a stale twin.
+    """
+    columns = ", ".join(
+        f'CAST("{f.name}" AS BIGINT) / 1000 AS "{f.name}"' if pa.types.is_timestamp(f.type)
+        else f'"{f.name}"'
+        for f in pa.schema(table.schema().to_arrow())
+    )  # fmt: skip
+    query = f"SELECT {columns} FROM t" + (f" WHERE {where}" if where else "")
+    stream = QueryBuilder().register("t", table).execute(query)
+    return pa.RecordBatchReader.from_stream(stream).read_all()
 
 
 def read_twin(
@@ -73,11 +85,11 @@ def read_twin(
     table = open_table(path, options)
     if table is None:
         return [], {}
-    filters = None if partitions is None else [("kafka_partition", "in", list(partitions))]
+    where = None if partitions is None else f"kafka_partition IN ({_listed(partitions)})"
     rows, checks = [], {}
-    for record in table.to_pyarrow_table(filters=filters).to_pylist():
+    for record in _select(table, where).to_pylist():
         for column, ms in _TIMES.items():
-            record[ms] = epoch_ms(record.pop(column))
+            record[ms] = record.pop(column)
         state = record.pop("rule_state")
         row = TwinRow(**record)
         rows.append(row)
@@ -95,10 +107,23 @@ def twin_batch(rows: Iterable[TwinRow], checks: Mapping[tuple[str, str], SensorC
                 state = checks.get((row.asset, row.sensor))
                 columns[name].append(None if state is None else json.dumps(state.to_json()))
             elif name in _TIMES:
-                columns[name].append(_time(getattr(row, _TIMES[name])))
+                columns[name].append(getattr(row, _TIMES[name]) * 1000)  # epoch microseconds
             else:
                 columns[name].append(getattr(row, name))
-    return pa.Table.from_pydict(columns, schema=TWIN_SCHEMA)
+    return pa.Table.from_arrays(
+        [_arrow_array(columns[f.name], f.type) for f in TWIN_SCHEMA], schema=TWIN_SCHEMA
+    )
+
+
+def _arrow_array(values: list, kind: pa.DataType) -> pa.Array:
+    """A pyarrow array of Python values, built by arro3 (delta-rs's own Arrow binding).
+
+    Why not `pa.array`: its first call imports pandas (about 2 s here) to ask whether the values
+    are a pandas object, and the hot path's first commit after a restart would wait for it.
+    """
+    if pa.types.is_timestamp(kind):  # arro3 builds no timestamps from Python: micros, relabelled
+        return pa.array(Arro3Array(values, type=pa.int64())).view(kind)
+    return pa.array(Arro3Array(values, type=kind))
 
 
 def write_twin_share(
@@ -126,11 +151,15 @@ def write_twin_share(
                                "delta.deletedFileRetentionDuration": hours},
             )  # fmt: skip
             return 0
-        owned = ", ".join(str(p) for p in sorted(partitions))
-        write_deltalake(table, batch, mode="overwrite", predicate=f"kafka_partition IN ({owned})")
+        write_deltalake(table, batch, mode="overwrite",
+                        predicate=f"kafka_partition IN ({_listed(partitions)})")  # fmt: skip
         return table.version()
     except OSError as exc:  # delta-rs raises its storage errors as OSError subclasses
         raise SinkError(f"gold.twin_state: commit to {path} failed: {exc}") from exc
+
+
+def _listed(partitions: Collection[int]) -> str:
+    return ", ".join(str(int(p)) for p in sorted(partitions))
 
 
 def vacuum_twin(path: str, options: Mapping[str, str], *, retention_hours: float) -> int:
