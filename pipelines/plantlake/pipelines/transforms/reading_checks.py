@@ -15,6 +15,7 @@ value to the canonical unit, or gives the unit error silver quarantines it for.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,8 +73,8 @@ class Reference:
 
 def build_reference(unit_rows: Iterable[Mapping], registry_rows: Iterable[Mapping]) -> Reference:
     """The lookups from reference.units rows (unit, quantity, canonical_unit, scale, offset) and
-    reference.asset_registry rows (asset, sensor, asset_class, quantity, and valid_from, valid_to
-    as epoch milliseconds)."""
+    reference.asset_registry rows (asset, sensor, asset_class, quantity, valid_from, valid_to as
+    epoch milliseconds or datetimes; a naive datetime is UTC, as Spark writes it)."""
     units = {
         (row["unit"] or ""): UnitRow(row["quantity"], row["canonical_unit"] or "",
                                      float(row["scale"]), float(row["offset"]))
@@ -86,11 +87,21 @@ def build_reference(unit_rows: Iterable[Mapping], registry_rows: Iterable[Mappin
             RegistryRow(
                 asset_class=row["asset_class"],
                 quantity=row["quantity"],
-                valid_from_ms=int(row["valid_from"]),
-                valid_to_ms=None if to is None else int(to),
+                valid_from_ms=epoch_ms(row["valid_from"]),
+                valid_to_ms=None if to is None else epoch_ms(to),
             )
         )
     return Reference(units=units, registry=registry)
+
+
+def epoch_ms(value: int | dt.datetime) -> int:
+    """Epoch milliseconds of a timestamp: as it is when it is a number already (the hot path
+    reads them so), and a naive datetime is UTC (Spark writes them so)."""
+    if not isinstance(value, dt.datetime):
+        return int(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
 
 
 def _number(value: float | None) -> float | None:
