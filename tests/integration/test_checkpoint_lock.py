@@ -1,6 +1,6 @@
 """Issue 13.8: a second `pipeline run bronze` on a checkpoint in use is refused, naming the first
-job's pid, instead of planning its own ranges for the same batch ids (which Delta would skip as
-already written: silent loss)."""
+job's pid, before it starts a Spark session; it must not plan its own ranges for the same batch
+ids (which Delta would skip as already written: silent loss)."""
 
 import pytest
 
@@ -29,6 +29,7 @@ def test_a_second_bronze_on_the_same_checkpoint_is_refused(isolated_kafka, tmp_p
         assert "[checkpoint-busy]" in refusal
         assert f"pid {first.pid} " in refusal
         assert settings.lake.checkpoint_path("bronze") in refusal
+        assert "log4j" not in refusal, "refused only after a Spark session had started"
     finally:
         crash(first)
     # Killed, the first leaves no stale lock: the next run takes over.

@@ -12,19 +12,20 @@ from plantlake.adapters.checkpoints import (
     CheckpointBusy,
     adopt_legacy_checkpoints,
     checkpoint_lock,
+    refuse_if_busy,
 )
 from plantlake.core.config import Settings
 
 CHECKPOINT = "file:///lake/_checkpoints/bronze"
 
 
-def _holder(home):
+def _holder(home, checkpoint=CHECKPOINT):
     """A process that takes the lock, says so, and waits."""
     script = textwrap.dedent(f"""
         from plantlake.core.config import Settings
         from plantlake.adapters.checkpoints import checkpoint_lock
         settings = Settings(home={str(home)!r})
-        checkpoint_lock(settings, {CHECKPOINT!r}, "bronze").acquire()
+        checkpoint_lock(settings, {checkpoint!r}, "bronze").acquire()
         print("held", flush=True)
         input()
     """)
@@ -53,6 +54,22 @@ def test_a_second_writer_is_refused_with_the_pid_of_the_first(tmp_path):
     # The kernel dropped the dead holder's lock: no stale lock to clean up by hand.
     lock = checkpoint_lock(settings, CHECKPOINT, "bronze").acquire()
     lock.release()
+
+
+def test_a_busy_checkpoint_is_refused_before_the_job_starts_and_a_free_one_stays_free(tmp_path):
+    settings = Settings(home=tmp_path)
+    holder = _holder(tmp_path, settings.lake.checkpoint_path("bronze"))
+    try:
+        with pytest.raises(CheckpointBusy, match=f"pid {holder.pid} "):
+            refuse_if_busy(settings, "bronze")
+        refuse_if_busy(settings, "silver")
+        # The check let go of silver's lock: the query's own lock is taken at once.
+        checkpoint_lock(settings, settings.lake.checkpoint_path("silver"), "silver").acquire(
+            wait_own_s=0
+        ).release()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
 
 
 def test_the_lock_file_is_private(tmp_path):

@@ -82,6 +82,14 @@ def checkpoint_lock(settings: Settings, checkpoint: str, job: str) -> Checkpoint
     return CheckpointLock(settings.home / "locks" / f"checkpoint-{name}.lock", checkpoint, job)
 
 
+def refuse_if_busy(settings: Settings, job: str) -> None:
+    """Raise CheckpointBusy if another process writes with `job`'s checkpoint, before the caller
+    starts a Spark session (20 s and more on a busy machine) only to be refused. The query takes
+    the lock for good when it starts (start_exclusive), which also settles a race with a job
+    started in between."""
+    checkpoint_lock(settings, settings.lake.checkpoint_path(job), job).acquire().release()
+
+
 def start_exclusive(
     source: DataFrame,
     write_batch: Callable,

@@ -47,7 +47,7 @@ def run_layer(
     `score` (features only) has the champion models score each batch's feature rows into
     gold.predictions, work orders and alarms.
     """
-    from plantlake.adapters.checkpoints import adopt_legacy_checkpoints
+    from plantlake.adapters.checkpoints import adopt_legacy_checkpoints, refuse_if_busy
     from plantlake.adapters.spark import get_spark
 
     if layer not in LAYERS:
@@ -56,6 +56,7 @@ def run_layer(
         raise ConfigError(f"--score is for the features layer, not {layer!r}.")
     options = {"on_features": scoring_hook(settings)} if score else {}
     adopt_legacy_checkpoints(settings, console.print)
+    refuse_if_busy(settings, layer)  # each layer's checkpoint is named after it
     spark = spark or get_spark(settings, app_name=f"plantlake-{layer}")
     watch = QueryWatch(settings.home, say=_progress_printer(console),
                        table_version=DeltaVersions(delta_rs_options(settings))).start()  # fmt: skip
