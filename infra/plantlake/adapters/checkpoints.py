@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -24,12 +26,17 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from plantlake.adapters.batch_errors import keep_errors
 from plantlake.core.config import Settings, local_checkpoint_root
 from plantlake.core.errors import PlantlakeError
+
+log = logging.getLogger(__name__)
+# A log entry being written: Spark writes `offsets/.N.<uuid>.tmp` (and Hadoop's local file system
+# its `..N.<uuid>.tmp.crc`), then renames it to `offsets/N`.
+_UNFINISHED_ENTRY = re.compile(r"\.\.?\d+\.[0-9a-fA-F-]+\.tmp(\.crc)?")
 
 
 class CheckpointBusy(PlantlakeError):
@@ -111,6 +118,7 @@ def start_exclusive(
         processingTime=every)  # fmt: skip
     lock = checkpoint_lock(settings, checkpoint, job).acquire()
     try:
+        drop_unfinished_entries(source.sparkSession, checkpoint)
         query = writer.foreachBatch(keep_errors(job, write_batch)).start()
     except BaseException:
         lock.release()
@@ -118,6 +126,33 @@ def start_exclusive(
     threading.Thread(target=_release_when_done, args=(query, lock), name=f"{job}-lock",
                      daemon=True).start()  # fmt: skip
     return query
+
+
+def drop_unfinished_entries(spark: SparkSession, checkpoint: str) -> list[str]:
+    """Delete the log entries a killed writer left half-written in `checkpoint`; returns them.
+
+    A writer killed between writing an entry and renaming it leaves the temporary file, which
+    Spark never read. A query with no batch yet refuses a checkpoint whose offsets or commits
+    folder holds any file at all (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY), so a job killed
+    in its first seconds could never start again. Call it holding the checkpoint's lock: no
+    writer of ours is mid-entry then. Works on any Hadoop file system (file://, s3a://)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    dropped = []
+    for folder_name in ("offsets", "commits"):
+        folder = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/{folder_name}")
+        fs = folder.getFileSystem(conf)
+        if not fs.exists(folder):
+            continue
+        for status in fs.listStatus(folder):
+            if _UNFINISHED_ENTRY.fullmatch(status.getPath().getName()):
+                fs.delete(status.getPath(), False)
+                dropped.append(f"{folder_name}/{status.getPath().getName()}")
+    if dropped:
+        log.warning("%s: removed %d half-written log entries a killed run left: %s",
+                    checkpoint, len(dropped), ", ".join(dropped))  # fmt: skip
+    return dropped
 
 
 def _release_when_done(query: StreamingQuery, lock: CheckpointLock) -> None:
