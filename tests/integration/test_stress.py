@@ -58,7 +58,7 @@ MIN = 60_000
 PUMPS = ("plant1/line1/pump-01", "plant1/line1/pump-02")
 WEARING = PUMPS[0]
 # Runs killed only after one of their batches finished: random kill times alone may all land in
-# start-up or a first batch (a cold JVM's first batch with scoring takes 60-100 s here; CI once saw
+# start-up or a first batch (a cold JVM's first batch with scoring takes 50-100 s here; CI once saw
 # five runs die with no batch done), testing nothing else. Run 2 outlives MLflow's restart anyway.
 BATCH_FIRST = (2,)
 
